@@ -1,0 +1,45 @@
+# ENSU Documents — every target CI runs is here; `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+RUN := $(UV) run --locked --no-sync
+export ENSU_VAR_DIR ?= var
+
+.PHONY: help setup system-deps services run test lint typecheck pytest bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+setup: system-deps ## install what is missing: uv, the locked environment, system packages
+	@command -v uv >/dev/null || python3 -m pip install --quiet uv
+	@$(UV) sync --locked --quiet
+	@$(RUN) ensu db upgrade
+
+system-deps: ## apt-get install nginx, chromium, fonts when missing (Debian, as root)
+	@bash scripts/system-deps.sh
+
+services: ## start PostgreSQL and Redis when they are not running (for the tests)
+	@bash scripts/services.sh
+
+run: setup ## serve the sandbox API with mutual TLS on https://127.0.0.1:8443
+	@$(RUN) ensu pki init
+	@$(RUN) ensu sandbox generate --if-empty
+	@$(RUN) ensu serve
+
+lint: ## ruff (lint and format check)
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+
+typecheck: ## mypy --strict
+	@$(RUN) mypy
+
+pytest: ## the whole test suite
+	@$(RUN) pytest
+
+test: setup services lint typecheck pytest ## lint, types, the whole suite (what CI runs)
+
+bench: setup ## benchmarks against references measured in the same run
+	@$(RUN) python -m bench
+
+clean: ## remove generated state (var/: database, blobs, development PKI)
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""ENSU Documents."""

@@ -1,0 +1,23 @@
+"""The ``ensu`` command: one Typer app, one module per feature."""
+
+from __future__ import annotations
+
+import typer
+
+from ensu.cli import db, documents, pki, sandbox, serve
+
+app = typer.Typer(
+    name="ensu",
+    help="ENSU Documents: administration commands.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(documents.app, name="documents")
+app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(pki.app, name="pki")
+app.command("serve")(serve.serve)
+
+
+def main() -> None:
+    app()

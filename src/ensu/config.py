@@ -1,0 +1,120 @@
+"""One settings object for the whole product (prefix ``ENSU_``).
+
+Every knob a deployment may turn lives here, with a default that makes ``make run`` work
+on a fresh machine: SQLite and blobs under ``var/``, a development PKI under ``var/pki``,
+uvicorn serving mutual TLS itself. In production the settings refuse to start with
+development keys or default secrets (see :meth:`Settings.refuse_development_material`).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The repository's ``var/`` folder when run from a checkout; overridable with ENSU_VAR_DIR.
+DEFAULT_VAR_DIR = Path("var")
+DEVELOPMENT_SECRET = "development-only-secret"  # noqa: S105 - the value production refuses
+
+
+class Environment(enum.StrEnum):
+    """The two stages of the terms: sandbox (CGU BAS, fictive data) and production."""
+
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class TLSMode(enum.StrEnum):
+    """Who terminates mutual TLS: uvicorn itself, or a trusted proxy in front (nginx)."""
+
+    DIRECT = "direct"
+    PROXY = "proxy"
+
+
+class BlobBackend(enum.StrEnum):
+    FILESYSTEM = "filesystem"
+    DATABASE = "database"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Settings read from ``ENSU_*`` environment variables (and ``.env`` if present)."""
+
+    model_config = SettingsConfigDict(env_prefix="ENSU_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.SANDBOX
+    var_dir: Path = DEFAULT_VAR_DIR
+    database_url: str = ""
+    redis_url: str | None = None
+    blob_backend: BlobBackend = BlobBackend.FILESYSTEM
+    blob_dir: Path | None = None
+    pki_dir: Path | None = None
+    tls_mode: TLSMode = TLSMode.DIRECT
+    trusted_proxies: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = (
+        Field(default_factory=list)
+    )
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8443, ge=1, le=65535)
+    portal_port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    import_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    pdf_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    pdf_font_bold: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_lists(cls, data: object) -> object:
+        if isinstance(data, dict) and "trusted_proxies" in data:
+            data["trusted_proxies"] = _split_csv(data["trusted_proxies"])
+        return data
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'ensu.db'}"
+        if self.blob_dir is None:
+            self.blob_dir = self.var_dir / "blobs"
+        if self.pki_dir is None:
+            self.pki_dir = self.var_dir / "pki"
+        return self
+
+    @model_validator(mode="after")
+    def refuse_development_material(self) -> Settings:
+        """Production never runs on the development PKI or the default secret."""
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        if self.secret_key.get_secret_value() == DEVELOPMENT_SECRET:
+            raise ValueError("ENSU_SECRET_KEY must be set to a real secret in production")
+        if (self.pki_dir_path / "DEVELOPMENT").exists():
+            raise ValueError(f"{self.pki_dir_path} holds the development PKI: not in production")
+        return self
+
+    @property
+    def blob_dir_path(self) -> Path:
+        assert self.blob_dir is not None  # set by _derive_paths
+        return self.blob_dir
+
+    @property
+    def pki_dir_path(self) -> Path:
+        assert self.pki_dir is not None  # set by _derive_paths
+        return self.pki_dir
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,142 @@
+"""The documents feature's logic, read by the routes, the sandbox and the import.
+
+Keyword-only functions over an ``AsyncSession``; other features call these, never the
+tables. R-DATA-1 to R-DATA-5.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ensu.audit import service as audit
+from ensu.audit.tags import EventTag
+from ensu.config import BlobBackend, Settings
+from ensu.documents.models import Document, Subject
+from ensu.documents.storage import (
+    BlobIntegrityError,
+    BlobStore,
+    DatabaseBlobStore,
+    FilesystemBlobStore,
+)
+
+
+def make_blob_store(
+    *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> BlobStore:
+    """The blob store the settings choose."""
+    if settings.blob_backend is BlobBackend.DATABASE:
+        return DatabaseBlobStore(sessionmaker)
+    return FilesystemBlobStore(settings.blob_dir_path)
+
+
+async def subject_id(
+    *, session: AsyncSession, siren: str | None = None, idsp: str | None = None
+) -> int | None:
+    """The subject's row id, by SIREN or IDSP (exactly one), or ``None``."""
+    if (siren is None) == (idsp is None):
+        raise ValueError("exactly one of siren and idsp")
+    column = Subject.siren if siren is not None else Subject.idsp
+    return await session.scalar(select(Subject.id).where(column == (siren or idsp)))
+
+
+async def ensure_subject(
+    *, session: AsyncSession, siren: str | None, idsp: str | None, denomination: str
+) -> int:
+    """The subject's row id, created if absent (R-DATA-2)."""
+    found = await subject_id(session=session, siren=siren, idsp=idsp)
+    if found is not None:
+        return found
+    subject = Subject(siren=siren, idsp=idsp, denomination=denomination)
+    session.add(subject)
+    await session.flush()
+    return subject.id
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    """What ingestion knows of a document before it has a row."""
+
+    code: str
+    periode_debut: dt.date
+    periode_fin: dt.date
+    date_emission: dt.date
+    sha256: bytes
+    taille: int
+    idensua: str
+    docdistrib: str | None = None
+    doccfs: str | None = None
+
+
+async def find_by_natural_key(
+    *, session: AsyncSession, subject: int, document: NewDocument
+) -> Document | None:
+    """The document with the same subject, code, period and content, if any."""
+    return await session.scalar(
+        select(Document).where(
+            Document.subject_id == subject,
+            Document.code == document.code,
+            Document.periode_debut == document.periode_debut,
+            Document.periode_fin == document.periode_fin,
+            Document.sha256 == document.sha256,
+        )
+    )
+
+
+async def add_document(
+    *, session: AsyncSession, subject: int, document: NewDocument
+) -> tuple[Document, bool]:
+    """Insert ``document`` unless it exists; returns the row and whether it was created.
+
+    The blob must already be in the store: a row never points at missing content.
+    """
+    existing = await find_by_natural_key(session=session, subject=subject, document=document)
+    if existing is not None:
+        return existing, False
+    row = Document(
+        subject_id=subject,
+        code=document.code,
+        periode_debut=document.periode_debut,
+        periode_fin=document.periode_fin,
+        date_emission=document.date_emission,
+        sha256=document.sha256,
+        taille=document.taille,
+        idensua=document.idensua,
+        docdistrib=document.docdistrib,
+        doccfs=document.doccfs,
+    )
+    session.add(row)
+    await session.flush()
+    return row, True
+
+
+async def read_content(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    store: BlobStore,
+    document: Document,
+    actor: str,
+) -> bytes:
+    """The document's verified PDF; a hash mismatch is an alert and serves nothing.
+
+    The alert is committed in its own transaction, so that it survives the caller's
+    rollback.
+    """
+    try:
+        return await store.get(document.sha256)
+    except BlobIntegrityError as exc:
+        async with sessionmaker() as session, session.begin():
+            await audit.record_event(
+                session=session,
+                tag=EventTag.DOCUMENTS_BLOB_INTEGRITY_FAILURE,
+                actor=actor,
+                details={
+                    "idensua": document.idensua,
+                    "expected": exc.expected.hex(),
+                    "actual": exc.actual.hex(),
+                },
+            )
+        raise

@@ -1,0 +1,135 @@
+"""Content-addressed blob storage for the documents' PDFs (R-DATA-4).
+
+A blob's name is its SHA-256. Two backends share one interface: the local filesystem
+(the embedded default) and the database (a ``blobs`` table, for the scaled-out mode on
+PostgreSQL). Every read recomputes the hash: a blob that does not match is never
+returned, :class:`BlobIntegrityError` is raised and the caller records the alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ensu.documents.models import Blob
+
+
+class BlobError(Exception):
+    """Base of the blob store's errors."""
+
+
+class BlobNotFoundError(BlobError):
+    pass
+
+
+class BlobIntegrityError(BlobError):
+    """The stored bytes do not hash to their name: never serve them."""
+
+    def __init__(self, expected: bytes, actual: bytes) -> None:
+        super().__init__(f"blob {expected.hex()} hashes to {actual.hex()}")
+        self.expected = expected
+        self.actual = actual
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _verified(expected: bytes, data: bytes) -> bytes:
+    actual = digest(data)
+    if actual != expected:
+        raise BlobIntegrityError(expected, actual)
+    return data
+
+
+class BlobStore(Protocol):
+    async def put(self, data: bytes) -> bytes:
+        """Store ``data`` (idempotent) and return its SHA-256."""
+        ...
+
+    async def get(self, sha256: bytes) -> bytes:
+        """The verified bytes named ``sha256``."""
+        ...
+
+    async def exists(self, sha256: bytes) -> bool: ...
+
+
+class FilesystemBlobStore:
+    """Blobs as files ``root/ab/cd/abcd…``, written atomically (temp file, fsync, rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, sha256: bytes) -> Path:
+        name = sha256.hex()
+        return self.root / name[:2] / name[2:4] / name
+
+    async def put(self, data: bytes) -> bytes:
+        name = digest(data)
+        await asyncio.to_thread(self.put_sync, name, data)
+        return name
+
+    def put_sync(self, name: bytes, data: bytes) -> None:
+        """Write ``data`` under ``name`` unless already there (synchronous, for pools)."""
+        path = self.path_for(name)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    async def get(self, sha256: bytes) -> bytes:
+        path = self.path_for(sha256)
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(sha256.hex()) from exc
+        return _verified(sha256, data)
+
+    async def exists(self, sha256: bytes) -> bool:
+        return self.path_for(sha256).exists()
+
+
+class DatabaseBlobStore:
+    """Blobs in the ``blobs`` table (``bytea`` on PostgreSQL)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def put(self, data: bytes) -> bytes:
+        name = digest(data)
+        async with self.sessionmaker() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            statement = insert(Blob).values(sha256=name, content=data)
+            await session.execute(statement.on_conflict_do_nothing(index_elements=["sha256"]))
+        return name
+
+    async def get(self, sha256: bytes) -> bytes:
+        async with self.sessionmaker() as session:
+            data = await session.scalar(select(Blob.content).where(Blob.sha256 == sha256))
+        if data is None:
+            raise BlobNotFoundError(sha256.hex())
+        return _verified(sha256, data)
+
+    async def exists(self, sha256: bytes) -> bool:
+        async with self.sessionmaker() as session:
+            found = await session.scalar(select(Blob.sha256).where(Blob.sha256 == sha256))
+        return found is not None

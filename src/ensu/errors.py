@@ -1,0 +1,160 @@
+"""The error tree of the API, each class with its contract code, status and title.
+
+Rendered as ``application/problem+json`` (RFC 9457) with the contract's members
+(``code``, ``correlationId``, ``horodatage``); never a stack trace, SQL, path or secret
+(R-GW-6)::
+
+    EnsuError
+    ├── CorrelationIdInvalid   400 910000
+    ├── InvalidParameter       400 920400   (+ erreurs: [{parametre, message}])
+    ├── CertificateInvalid     401 910001
+    ├── TokenMissing           401 900902
+    ├── TokenInvalid           401 900901
+    ├── IPNotAllowed           403 910002
+    ├── TeleserviceInvalid     403 910003
+    ├── HabilitationInactive   403 910004
+    ├── OutsidePerimeter       403 900910
+    ├── NotFound               404 920404   (also "outside the perimeter" for one document)
+    ├── QuotaExceeded          429 900804
+    ├── Maintenance            503 930001
+    ├── JournalUnavailable     503 930002
+    └── InternalError          500 999999
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+import orjson
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class EnsuError(Exception):
+    """Base of the API's errors: subclasses set ``status``, ``code`` and ``title``."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "999999"
+    title: ClassVar[str] = "Erreur interne"
+    default_detail: ClassVar[str] = "Une erreur interne est survenue."
+
+    def __init__(self, detail: str | None = None, *, reason: str | None = None) -> None:
+        super().__init__(detail or self.default_detail)
+        self.detail = detail or self.default_detail
+        #: The internal reason, for the journal only; never sent to the caller.
+        self.reason = reason or type(self).__name__
+
+    def extra_members(self) -> dict[str, Any]:
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def body(self, *, correlation_id: str | None, now: dt.datetime | None = None) -> bytes:
+        """The problem document (RFC 9457 with the contract's members)."""
+        moment = now or dt.datetime.now(dt.UTC)
+        document: dict[str, Any] = {
+            "type": f"urn:ensu:erreur:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            "correlationId": correlation_id,
+            "horodatage": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        document.update(self.extra_members())
+        return orjson.dumps(document)
+
+
+class CorrelationIdInvalid(EnsuError):
+    status, code, title = 400, "910000", "Identifiant de corrélation invalide"
+    default_detail = "L'en-tête X-Correlation-ID est absent ou n'est pas un UUID."
+
+
+class InvalidParameter(EnsuError):
+    status, code, title = 400, "920400", "Paramètre invalide"
+    default_detail = "Un ou plusieurs paramètres de la requête sont invalides."
+
+    def __init__(self, erreurs: list[tuple[str, str]], detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.erreurs = erreurs
+
+    def extra_members(self) -> dict[str, Any]:
+        return {"erreurs": [{"parametre": p, "message": m} for p, m in self.erreurs]}
+
+
+class CertificateInvalid(EnsuError):
+    status, code, title = 401, "910001", "Certificat client invalide"
+    default_detail = "Le certificat client est absent, invalide, expiré, révoqué ou non enregistré."
+
+
+class TokenMissing(EnsuError):
+    status, code, title = 401, "900902", "Jeton absent"
+    default_detail = "Aucun jeton d'accès n'a été fourni."
+
+
+class TokenInvalid(EnsuError):
+    status, code, title = 401, "900901", "Jeton invalide"
+    default_detail = "Le jeton d'accès est invalide, expiré ou révoqué."
+
+
+class IPNotAllowed(EnsuError):
+    status, code, title = 403, "910002", "Adresse IP non autorisée"
+    default_detail = "L'adresse IP de l'appelant n'est pas autorisée pour ce téléservice."
+
+
+class TeleserviceInvalid(EnsuError):
+    status, code, title = 403, "910003", "Identifiant de téléservice invalide"
+    default_detail = "L'en-tête ID_Teleservice est absent, inconnu ou non conforme."
+
+
+class HabilitationInactive(EnsuError):
+    status, code, title = 403, "910004", "Habilitation inactive"
+    default_detail = "L'habilitation est suspendue, révoquée, échue ou d'un autre environnement."
+
+
+class OutsidePerimeter(EnsuError):
+    status, code, title = 403, "900910", "Hors périmètre"
+    default_detail = "Le code document ou la période demandés sont hors du périmètre autorisé."
+
+
+class NotFound(EnsuError):
+    status, code, title = 404, "920404", "Document introuvable"
+    default_detail = "Aucun document ne correspond à la demande."
+
+
+class QuotaExceeded(EnsuError):
+    status, code, title = 429, "900804", "Quota dépassé"
+    default_detail = "Le nombre d'appels autorisés par minute est dépassé."
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Maintenance(EnsuError):
+    status, code, title = 503, "930001", "Maintenance en cours"
+    default_detail = "Le service est en maintenance programmée."
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class JournalUnavailable(EnsuError):
+    status, code, title = 503, "930002", "Service indisponible"
+    default_detail = "La traçabilité des échanges n'est pas assurée : aucune donnée n'est servie."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "30"}
+
+
+class InternalError(EnsuError):
+    pass

@@ -69,12 +69,12 @@ def postgres_database() -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, var_dir: Path) -> str:
     """A migrated, empty database: SQLite in the test's ``var/``, or PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{var_dir / 'ensu.db'}"
-        db.upgrade(url)
-        return url
-    url: str = request.getfixturevalue("postgres_database")
-    _truncate_postgres(url)
-    return url
+        sqlite_url = f"sqlite+aiosqlite:///{var_dir / 'ensu.db'}"
+        db.upgrade(sqlite_url)
+        return sqlite_url
+    postgres_url: str = request.getfixturevalue("postgres_database")
+    _truncate_postgres(postgres_url)
+    return postgres_url
 
 
 def _truncate_postgres(url: str) -> None:

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 from ensu.operations import service
 
 router = APIRouter()
 
 
-@router.get("/ensudocuments/v1/etatSante", tags=["santé"], summary="État de santé du service")
-async def etat_sante(request: Request) -> ORJSONResponse:
+class EtatSante(BaseModel):
+    statut: service.ServiceState
+    descriptif: str
+
+
+@router.get(
+    "/ensudocuments/v1/etatSante",
+    tags=["santé"],
+    summary="État de santé du service",
+    response_model=EtatSante,
+)
+async def etat_sante(request: Request) -> Response:
     state = await service.current_state(engine=request.app.state.engine)
     status = 503 if state is service.ServiceState.MAINTENANCE else 200
-    return ORJSONResponse(
-        {"statut": state.value, "descriptif": service.DESCRIPTIONS[state]}, status_code=status
-    )
+    body = {"statut": state.value, "descriptif": service.DESCRIPTIONS[state]}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")

@@ -1,0 +1,1 @@
+"""The development PKI: a CA, a server certificate and consumer certificates (R-GW-1)."""

@@ -1,0 +1,104 @@
+"""``ensu serve``: uvicorn configured for mutual TLS, or plain HTTP behind a proxy (R-GW-1)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from ensu.cli import app as cli
+from ensu.cli import serve
+from ensu.config import Settings, TLSMode, get_settings
+from ensu.edge import uvicorn_tls
+from ensu.pki import service as pki
+
+
+async def nothing(scope: Any, receive: Any, send: Any) -> None:
+    """A stand-in ASGI app: these tests look at the server's configuration only."""
+
+
+@pytest.fixture
+def settings(var_dir: Path) -> Settings:
+    settings = Settings(var_dir=var_dir)
+    pki.init(directory=settings.pki_dir_path)
+    return settings
+
+
+def loaded(options: dict[str, Any]) -> uvicorn.Config:
+    config = uvicorn.Config(nothing, **options)
+    config.load()
+    return config
+
+
+def test_direct_mode_requires_a_client_certificate_over_tls12(settings: Settings) -> None:
+    options = serve.server_options(settings=settings)
+    assert (options["host"], options["port"]) == ("127.0.0.1", 8443)
+    assert options["proxy_headers"] is False
+    config = loaded(options)
+    assert config.http_protocol_class is uvicorn_tls.HttpToolsTLSProtocol
+    assert config.ssl is not None
+    assert config.ssl.verify_mode is ssl.CERT_REQUIRED
+    assert config.ssl.minimum_version is ssl.TLSVersion.TLSv1_2
+    ca = ssl.PEM_cert_to_DER_cert((settings.pki_dir_path / "ca.pem").read_text())
+    assert config.ssl.get_ca_certs(binary_form=True) == [ca]
+
+
+def test_options_override_the_settings(settings: Settings) -> None:
+    options = serve.server_options(settings=settings, host="::1", port=9443, workers=3)
+    assert (options["host"], options["port"], options["workers"]) == ("::1", 9443, 3)
+
+
+def test_missing_pki_points_to_init(var_dir: Path) -> None:
+    with pytest.raises(serve.ServeError, match="run `ensu pki init`"):
+        serve.server_options(settings=Settings(var_dir=var_dir))
+
+
+def test_proxy_mode_serves_plain_http_on_the_loopback(var_dir: Path) -> None:
+    """No PKI needed: the proxy terminates mutual TLS."""
+    options = serve.server_options(settings=Settings(var_dir=var_dir, tls_mode=TLSMode.PROXY))
+    assert (options["host"], options["port"]) == ("127.0.0.1", serve.PROXY_UPSTREAM_PORT)
+    assert "ssl_certfile" not in options
+    assert loaded(options).ssl is None
+
+
+def test_proxy_mode_refuses_a_public_address_unless_proxies_are_trusted(var_dir: Path) -> None:
+    plain = Settings(var_dir=var_dir, tls_mode=TLSMode.PROXY)
+    with pytest.raises(serve.ServeError, match=r"refusing plain HTTP on 0\.0\.0\.0"):
+        serve.server_options(settings=plain, host="0.0.0.0")  # noqa: S104 - the refused case
+    trusting = Settings(var_dir=var_dir, tls_mode=TLSMode.PROXY, trusted_proxies="10.0.0.0/24")
+    assert serve.server_options(settings=trusting, host="10.0.0.5")["host"] == "10.0.0.5"
+    assert serve.server_options(settings=plain, host="localhost")["host"] == "localhost"
+
+
+@pytest.fixture
+def environment(var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("ENSU_VAR_DIR", str(var_dir))
+    get_settings.cache_clear()
+    yield var_dir
+    get_settings.cache_clear()
+
+
+def test_cli_without_pki_says_what_to_do(environment: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1
+    assert "run `ensu pki init`" in result.output
+
+
+def test_cli_runs_the_app_factory_with_the_shared_options(
+    environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pki.init(directory=environment / "pki")
+    calls: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    result = CliRunner().invoke(cli, ["serve", "--port", "9443", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    expected = serve.server_options(settings=get_settings(), port=9443, workers=2)
+    assert calls == [("ensu.app:create_app", {"factory": True, **expected})]
+    curl = f"--cert {environment / 'pki' / 'consumer-a.pem'}"
+    assert curl in result.output
+    assert "https://127.0.0.1:9443/ensudocuments/v1/etatSante" in result.output

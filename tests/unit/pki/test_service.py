@@ -1,0 +1,224 @@
+"""The development PKI (R-GW-1): files and modes, a chain that verifies, idempotence."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import verification
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pydantic import ValidationError
+
+from ensu.config import Environment, Settings
+from ensu.gateway.mtls import thumbprint_s256
+from ensu.pki import service
+from ensu.pki.service import PkiError, PkiLayout
+
+NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+FILES = {
+    "DEVELOPMENT",
+    "ca.pem",
+    "ca.key",
+    "server.pem",
+    "server.key",
+    "consumer-a.pem",
+    "consumer-a.key",
+    "consumer-b.pem",
+    "consumer-b.key",
+}
+
+
+@pytest.fixture
+def pki_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "var" / "pki"
+    assert service.init(directory=directory, now=NOW) is True
+    return directory
+
+
+def cert(directory: Path, name: str) -> x509.Certificate:
+    return service.load_certificate(path=directory / f"{name}.pem")
+
+
+def store(directory: Path) -> verification.Store:
+    return verification.Store([cert(directory, "ca")])
+
+
+def test_init_writes_the_documented_files(pki_dir: Path) -> None:
+    assert {path.name for path in pki_dir.iterdir()} == FILES
+    assert set(PkiLayout(pki_dir).client_names()) == set(service.DEFAULT_CONSUMERS)
+
+
+def test_keys_are_0600_in_a_0700_directory(pki_dir: Path) -> None:
+    assert stat.S_IMODE(pki_dir.stat().st_mode) == 0o700
+    keys = sorted(pki_dir.glob("*.key"))
+    assert len(keys) == 4
+    for key in keys:
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key.name
+
+
+def test_existing_directory_is_tightened_to_0700(tmp_path: Path) -> None:
+    directory = tmp_path / "pki"
+    directory.mkdir(mode=0o755)
+    service.init(directory=directory)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_marker_makes_production_settings_refuse_to_start(pki_dir: Path) -> None:
+    """config.Settings refuses production while the development PKI is in its pki_dir."""
+    with pytest.raises(ValidationError, match="development PKI"):
+        Settings(environment=Environment.PRODUCTION, secret_key="s" * 40, pki_dir=pki_dir)
+
+
+def test_ca_is_a_p256_ca_valid_two_years(pki_dir: Path) -> None:
+    ca = cert(pki_dir, "ca")
+    assert ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
+        "ENSU Documents — AC de développement"
+    )
+    assert ca.issuer == ca.subject
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+    assert ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign is True
+    public_key = ca.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    assert isinstance(public_key.curve, ec.SECP256R1)
+    assert ca.not_valid_after_utc - NOW == dt.timedelta(days=730)
+
+
+def test_server_certificate_verifies_for_every_loopback_name(pki_dir: Path) -> None:
+    server = cert(pki_dir, "server")
+    names: list[verification.Subject] = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    for name in names:
+        verifier = verification.PolicyBuilder().store(store(pki_dir)).time(NOW)
+        chain = verifier.build_server_verifier(name).verify(server, [])
+        assert chain[-1] == cert(pki_dir, "ca")
+    eku = server.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert server.not_valid_after_utc - NOW == dt.timedelta(days=365)
+
+
+@pytest.mark.parametrize("name", ["consumer-a", "consumer-b"])
+def test_consumer_certificates_verify_as_clients_only(pki_dir: Path, name: str) -> None:
+    consumer = cert(pki_dir, name)
+    builder = verification.PolicyBuilder().store(store(pki_dir)).time(NOW)
+    verified = builder.build_client_verifier().verify(consumer, [])
+    assert verified.subjects == [x509.UniformResourceIdentifier(service.consumer_uri(name=name))]
+    eku = consumer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    with pytest.raises(verification.VerificationError):
+        builder.build_server_verifier(x509.DNSName("localhost")).verify(consumer, [])
+    organisation = consumer.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
+    assert organisation == service.DEFAULT_CONSUMERS[name]
+    assert consumer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == name
+
+
+def test_consumers_are_distinct_organisations(pki_dir: Path) -> None:
+    subjects = {cert(pki_dir, name).subject for name in service.DEFAULT_CONSUMERS}
+    keys = {(pki_dir / f"{name}.key").read_bytes() for name in service.DEFAULT_CONSUMERS}
+    assert len(subjects) == len(keys) == len(service.DEFAULT_CONSUMERS)
+
+
+def test_init_is_idempotent(pki_dir: Path) -> None:
+    before = {path.name: path.read_bytes() for path in pki_dir.iterdir()}
+    assert service.init(directory=pki_dir) is False
+    assert {path.name: path.read_bytes() for path in pki_dir.iterdir()} == before
+
+
+def test_partial_pki_is_refused_unless_forced(pki_dir: Path) -> None:
+    (pki_dir / "server.key").unlink()
+    with pytest.raises(PkiError, match=r"missing: server\.key"):
+        service.init(directory=pki_dir)
+    assert service.init(directory=pki_dir, force=True) is True
+    assert (pki_dir / "server.key").is_file()
+
+
+def test_force_regenerates_and_reissues_extra_consumers(pki_dir: Path) -> None:
+    old_ca = cert(pki_dir, "ca")
+    service.issue_client(directory=pki_dir, name="consumer-c", organisation="Mutuelle Fictive C")
+    old_extra = cert(pki_dir, "consumer-c")
+    assert service.init(directory=pki_dir, force=True) is True
+    new_ca = cert(pki_dir, "ca")
+    assert new_ca != old_ca
+    for name in ["server", "consumer-a", "consumer-b", "consumer-c"]:
+        cert(pki_dir, name).verify_directly_issued_by(new_ca)
+    extra = cert(pki_dir, "consumer-c")
+    assert extra != old_extra
+    assert extra.subject == old_extra.subject
+    assert not list(pki_dir.glob(".*.tmp"))
+
+
+def test_issue_client_signs_with_the_ca(pki_dir: Path) -> None:
+    path = service.issue_client(directory=pki_dir, name="consumer-c", now=NOW)
+    assert path == pki_dir / "consumer-c.pem"
+    issued = cert(pki_dir, "consumer-c")
+    issued.verify_directly_issued_by(cert(pki_dir, "ca"))
+    organisation = issued.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
+    assert organisation == "Organisation fictive consumer-c"
+    assert stat.S_IMODE((pki_dir / "consumer-c.key").stat().st_mode) == 0o600
+
+
+def test_issue_client_refuses_to_overwrite_unless_forced(pki_dir: Path) -> None:
+    before = (pki_dir / "consumer-a.pem").read_bytes()
+    with pytest.raises(PkiError, match="already exists"):
+        service.issue_client(directory=pki_dir, name="consumer-a")
+    assert (pki_dir / "consumer-a.pem").read_bytes() == before
+    service.issue_client(directory=pki_dir, name="consumer-a", force=True)
+    assert (pki_dir / "consumer-a.pem").read_bytes() != before
+
+
+@pytest.mark.parametrize("name", ["ca", "server", "Consumer", "-a", "a/b", "../a", "a" * 64, ""])
+def test_issue_client_refuses_bad_names(pki_dir: Path, name: str) -> None:
+    with pytest.raises(PkiError, match="invalid consumer name"):
+        service.issue_client(directory=pki_dir, name=name)
+
+
+def test_issue_client_needs_a_ca(tmp_path: Path) -> None:
+    with pytest.raises(PkiError, match="ensu pki init"):
+        service.issue_client(directory=tmp_path, name="consumer-c")
+
+
+def test_leaf_never_outlives_its_ca(pki_dir: Path) -> None:
+    late = NOW + dt.timedelta(days=700)
+    service.issue_client(directory=pki_dir, name="late", now=late)
+    assert cert(pki_dir, "late").not_valid_after_utc == cert(pki_dir, "ca").not_valid_after_utc
+
+
+def test_thumbprint_s256_is_unpadded_base64url_sha256(pki_dir: Path) -> None:
+    """RFC 8705 §3.1: x5t#S256 is the base64url SHA-256 of the DER certificate."""
+    consumer = cert(pki_dir, "consumer-a")
+    der = consumer.public_bytes(serialization.Encoding.DER)
+    thumbprint = thumbprint_s256(der)
+    assert "=" not in thumbprint
+    assert len(thumbprint) == 43
+    assert base64.urlsafe_b64decode(thumbprint + "=") == consumer.fingerprint(hashes.SHA256())
+
+
+def test_describe_lists_every_certificate_with_its_thumbprints(pki_dir: Path) -> None:
+    service.issue_client(directory=pki_dir, name="consumer-c")
+    infos = service.describe(directory=pki_dir)
+    assert [(info.name, info.role) for info in infos] == [
+        ("ca", "CA"),
+        ("server", "server"),
+        ("consumer-a", "consumer"),
+        ("consumer-b", "consumer"),
+        ("consumer-c", "consumer"),
+    ]
+    for info in infos:
+        certificate = service.load_certificate(path=info.path)
+        assert info.sha256_hex == certificate.fingerprint(hashes.SHA256()).hex()
+        assert base64.urlsafe_b64decode(info.thumbprint_s256 + "=").hex() == info.sha256_hex
+        assert info.subject == certificate.subject.rfc4514_string()
+        assert info.not_after == certificate.not_valid_after_utc
+
+
+def test_describe_of_an_empty_directory_is_empty(tmp_path: Path) -> None:
+    assert service.describe(directory=tmp_path) == []

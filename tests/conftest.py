@@ -78,13 +78,14 @@ def database_url(request: pytest.FixtureRequest, var_dir: Path) -> str:
 
 
 def _truncate_postgres(url: str) -> None:
+    """Empty every table but the migrations' own data (version, catalogue)."""
     plain = url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(plain, autocommit=True) as connection:
         tables = [
             row[0]
             for row in connection.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                " AND tablename <> 'alembic_version'"
+                " AND tablename NOT IN ('alembic_version', 'document_codes')"
             )
         ]
         if tables:

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8443, ge=1, le=65535)
     portal_port: int = Field(default=8080, ge=1, le=65535)
+    #: The public base URL: the OAuth issuer; the audience is ``{public_url}/ensudocuments/v1``.
+    public_url: str = "https://127.0.0.1:8443"
+    token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     import_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     pdf_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -108,6 +111,14 @@ class Settings(BaseSettings):
     def pki_dir_path(self) -> Path:
         assert self.pki_dir is not None  # set by _derive_paths
         return self.pki_dir
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def audience(self) -> str:
+        return f"{self.issuer}/ensudocuments/v1"
 
     @property
     def is_sqlite(self) -> bool:

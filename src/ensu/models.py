@@ -1,6 +1,8 @@
 """Imports every feature's tables so that ``Base.metadata`` is complete (for Alembic)."""
 
 from ensu.audit import models as audit_models
+from ensu.consumers import models as consumers_models
 from ensu.documents import models as documents_models
+from ensu.oauth import models as oauth_models
 
-__all__ = ["audit_models", "documents_models"]
+__all__ = ["audit_models", "consumers_models", "documents_models", "oauth_models"]

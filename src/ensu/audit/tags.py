@@ -9,3 +9,15 @@ class EventTag(enum.StrEnum):
     DOCUMENTS_BLOB_INTEGRITY_FAILURE = "documents:blob:integrity_failure"
     DOCUMENTS_IMPORT_COMPLETED = "documents:import:completed"
     SANDBOX_DATA_GENERATED = "sandbox:data:generated"
+    CONSUMERS_ORGANISATION_CREATED = "consumers:organisation:created"
+    CONSUMERS_TELESERVICE_CREATED = "consumers:teleservice:created"
+    CONSUMERS_TELESERVICE_SUSPENDED = "consumers:teleservice:suspended"
+    CONSUMERS_TELESERVICE_RESUMED = "consumers:teleservice:resumed"
+    CONSUMERS_TELESERVICE_REVOKED = "consumers:teleservice:revoked"
+    OAUTH_CLIENT_AUTHENTICATION_FAILED = "oauth:client:authentication_failed"
+    OAUTH_KEY_CREATED = "oauth:key:created"
+    OAUTH_KEY_ROTATED = "oauth:key:rotated"
+    OAUTH_TOKEN_ISSUED = "oauth:token:issued"  # noqa: S105 - a tag, not a secret
+    OAUTH_TOKEN_REFUSED = "oauth:token:refused"  # noqa: S105 - a tag, not a secret
+    OAUTH_TOKEN_REVOKED = "oauth:token:revoked"  # noqa: S105 - a tag, not a secret
+    CONSUMERS_TELESERVICE_CERTIFICATES_REPLACED = "consumers:teleservice:certificates_replaced"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ensu.cli import db, documents, pki, sandbox, serve
+from ensu.cli import consumers, db, documents, keys, pki, sandbox, serve
 
 app = typer.Typer(
     name="ensu",
@@ -16,6 +16,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(documents.app, name="documents")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(pki.app, name="pki")
+app.add_typer(consumers.app, name="consumers")
+app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
 
 

@@ -1,0 +1,309 @@
+"""``ensu consumers``: organisations and téléservices (APIM accounts, R-HAB-4)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import getpass
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ensu import db
+from ensu.config import Environment, get_settings
+from ensu.consumers import dev
+from ensu.consumers import service as consumers
+from ensu.consumers.models import AuthMethod, TeleserviceStatus
+from ensu.consumers.schemas import FAMILIES, CertificateRef, CreatedTeleservice, TeleserviceView
+
+app = typer.Typer(help="Consumers: organisations and their téléservices.", no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+DATE_FORMATS = ["%Y-%m-%d"]
+
+
+def actor() -> str:
+    """Who runs the command, for the journal."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def run(
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    expected: tuple[type[Exception], ...] = (consumers.ConsumerError,),
+) -> T:
+    """Run ``work`` in one committed transaction; ``expected`` errors (their message is for
+    the operator) and database errors exit with status 1."""
+
+    async def main() -> T:
+        engine = db.make_engine(get_settings().database_url)
+        try:
+            async with db.session_scope(db.make_sessionmaker(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except expected as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except (OperationalError, ProgrammingError) as exc:
+        errors.print(f"[red]database error:[/red] {exc.orig}; has `ensu db upgrade` been run?")
+        raise typer.Exit(1) from None
+
+
+def _certificates(paths: list[Path], thumbprints: list[str], subject: str) -> list[CertificateRef]:
+    refs = [CertificateRef(thumbprint=value, subject=subject) for value in thumbprints]
+    for path in paths:
+        try:
+            refs.append(CertificateRef.from_pem(path.read_bytes()))
+        except (OSError, ValueError) as exc:
+            errors.print(f"[red]error:[/red] {path}: {exc}")
+            raise typer.Exit(1) from None
+    if not refs:
+        errors.print("[red]error:[/red] give at least one --certificate or --thumbprint")
+        raise typer.Exit(2)
+    return refs
+
+
+@app.command()
+def create(
+    *,
+    organisation_siret: Annotated[str, typer.Option(help="SIRET of the organisation (14 digits).")],
+    name: Annotated[str, typer.Option(help="Name of the téléservice (the use case).")],
+    period_start: Annotated[
+        dt.datetime, typer.Option(formats=DATE_FORMATS, help="Start of the authorised data period.")
+    ],
+    period_end: Annotated[
+        dt.datetime, typer.Option(formats=DATE_FORMATS, help="End of the authorised data period.")
+    ],
+    organisation_name: Annotated[
+        str | None, typer.Option(help="Name of the organisation, if it is new.")
+    ] = None,
+    environment: Annotated[Environment, typer.Option(help="sandbox or production.")] = (
+        Environment.SANDBOX
+    ),
+    certificate: Annotated[
+        list[Path] | None,
+        typer.Option(help="Client certificate PEM (repeatable).", exists=True, dir_okay=False),
+    ] = None,
+    thumbprint: Annotated[
+        list[str] | None, typer.Option(help="x5t#S256 of a certificate, instead of its PEM.")
+    ] = None,
+    subject: Annotated[str, typer.Option(help="Subject recorded with --thumbprint.")] = "?",
+    family: Annotated[list[str] | None, typer.Option(help="Family in the perimeter.")] = None,
+    code: Annotated[list[str] | None, typer.Option(help="Document code in the perimeter.")] = None,
+    network: Annotated[
+        list[str] | None, typer.Option(help="Allowed CIDR (repeatable); default loopback.")
+    ] = None,
+    auth_method: Annotated[AuthMethod, typer.Option(help="Token endpoint authentication.")] = (
+        AuthMethod.TLS_CLIENT_AUTH
+    ),
+    quota: Annotated[
+        int | None, typer.Option(min=1, help="Calls per minute; default 50 sandbox, 500 prod.")
+    ] = None,
+    valid_from: Annotated[
+        dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Default: today.")
+    ] = None,
+    valid_until: Annotated[
+        dt.datetime | None, typer.Option(formats=DATE_FORMATS, help="Default: open-ended.")
+    ] = None,
+    client_id: Annotated[str | None, typer.Option(help="Default: generated.")] = None,
+    id_teleservice: Annotated[str | None, typer.Option(help="Default: generated.")] = None,
+    mention: Annotated[
+        str | None, typer.Option(help="Information text (R-CON-1); default generated.")
+    ] = None,
+) -> None:
+    """Create a téléservice; prints its client_id, ID_Teleservice and secret (once)."""
+    refs = _certificates(certificate or [], thumbprint or [], subject)
+
+    async def work(session: AsyncSession) -> CreatedTeleservice:
+        who = actor()
+        if organisation_name is not None:  # else it must exist already
+            await consumers.ensure_organisation(
+                session=session, siret=organisation_siret, name=organisation_name, actor=who
+            )
+        return await consumers.create_teleservice(
+            session=session,
+            organisation_siret=organisation_siret,
+            name=name,
+            environment=environment,
+            certificates=refs,
+            families=family or [],
+            codes=code or [],
+            period_start=period_start.date(),
+            period_end=period_end.date(),
+            networks=network or None,
+            auth_method=auth_method,
+            valid_from=valid_from.date() if valid_from else None,
+            valid_until=valid_until.date() if valid_until else None,
+            quota_per_minute=quota,
+            client_id=client_id,
+            id_teleservice=id_teleservice,
+            mention_information=mention,
+            actor=who,
+        )
+
+    created = run(work)
+    console.print(f"client_id       {created.client_id}")
+    console.print(f"ID_Teleservice  {created.id_teleservice}")
+    if created.client_secret is not None:
+        console.print(f"client_secret   {created.client_secret}")
+        console.print("[yellow]The secret is shown once: store it now.[/yellow]")
+
+
+async def _find(session: AsyncSession, identifier: str) -> TeleserviceView:
+    view = await consumers.get_by_id_teleservice(session=session, id_teleservice=identifier)
+    view = view or await consumers.get_by_client_id(session=session, client_id=identifier)
+    if view is None:
+        raise consumers.NotFoundError(
+            f"no téléservice with ID_Teleservice or client_id {identifier}"
+        )
+    return view
+
+
+def _validity(view: TeleserviceView) -> str:
+    until = view.valid_until.isoformat() if view.valid_until else "…"
+    return f"{view.valid_from.isoformat()} → {until}"
+
+
+def _perimeter(view: TeleserviceView) -> str:
+    what = (
+        "whole catalogue"
+        if view.families == FAMILIES
+        else ", ".join(sorted(view.families) + sorted(view.codes))
+    )
+    return f"{what}; {view.period_start.isoformat()} → {view.period_end.isoformat()}"
+
+
+def _detail_table(view: TeleserviceView) -> Table:
+    table = Table(show_header=False, title=view.name)
+    rows = [
+        ("ID_Teleservice", view.id_teleservice),
+        ("client_id", view.client_id),
+        ("organisation", f"{view.organisation_name} ({view.organisation_siret})"),
+        ("environment", view.environment.value),
+        ("status", view.status.value),
+        ("validity", _validity(view)),
+        ("auth method", view.auth_method.value),
+        ("quota / minute", str(view.quota_per_minute)),
+        ("families", ", ".join(sorted(view.families)) or "—"),
+        ("codes", ", ".join(sorted(view.codes)) or "—"),
+        ("data period", f"{view.period_start.isoformat()} → {view.period_end.isoformat()}"),
+        ("networks", ", ".join(str(network) for network in view.networks)),
+        *(("certificate", f"{ref.thumbprint}  {ref.subject}") for ref in view.certificates),
+        ("mention", view.mention_information),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+@app.command()
+def show(
+    identifier: Annotated[str, typer.Argument(help="ID_Teleservice or client_id.")],
+) -> None:
+    """Show one téléservice: identifiers, perimeter, networks, certificates, mention."""
+
+    async def work(session: AsyncSession) -> TeleserviceView:
+        return await _find(session, identifier)
+
+    console.print(_detail_table(run(work)))
+
+
+@app.command("list")
+def list_(
+    environment: Annotated[Environment | None, typer.Option(help="Only this environment.")] = None,
+    status: Annotated[TeleserviceStatus | None, typer.Option(help="Only this status.")] = None,
+) -> None:
+    """List the téléservices."""
+
+    async def work(session: AsyncSession) -> list[TeleserviceView]:
+        return await consumers.list_teleservices(
+            session=session, environment=environment, status=status
+        )
+
+    views = run(work)
+    table = Table(title=f"{len(views)} téléservice(s)")
+    for column in ("ID_Teleservice", "client_id", "env", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("quota/min", justify="right")
+    table.add_column("perimeter", overflow="fold")
+    for view in views:
+        table.add_row(
+            view.id_teleservice,
+            view.client_id,
+            view.environment.value,
+            view.status.value,
+            str(view.quota_per_minute),
+            _perimeter(view),
+        )
+    console.print(table)
+
+
+Transition = Callable[..., Awaitable[TeleserviceView]]
+
+
+def _transition(action: Transition, identifier: str, reason: str | None) -> None:
+    async def work(session: AsyncSession) -> TeleserviceView:
+        view = await _find(session, identifier)
+        return await action(
+            session=session, id_teleservice=view.id_teleservice, actor=actor(), reason=reason
+        )
+
+    view = run(work)
+    console.print(f"{view.id_teleservice} ({view.client_id}) is now {view.status.value}")
+
+
+Identifier = Annotated[str, typer.Argument(help="ID_Teleservice or client_id.")]
+Reason = Annotated[str | None, typer.Option(help="Why (recorded in the journal).")]
+
+
+@app.command()
+def suspend(identifier: Identifier, reason: Reason = None) -> None:
+    """Suspend a téléservice: no token and no data until resumed."""
+    _transition(consumers.suspend, identifier, reason)
+
+
+@app.command()
+def resume(identifier: Identifier, reason: Reason = None) -> None:
+    """Resume a suspended téléservice."""
+    _transition(consumers.resume, identifier, reason)
+
+
+@app.command()
+def revoke(
+    identifier: Identifier,
+    reason: Reason = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Revoke a téléservice for good (this cannot be undone)."""
+    if not yes:
+        typer.confirm(f"Revoke {identifier} for good?", abort=True)
+    _transition(consumers.revoke, identifier, reason)
+
+
+@app.command("ensure-dev")
+def ensure_dev() -> None:
+    """Create the development sandbox consumers for var/pki/consumer-{a,b}.pem (idempotent)."""
+    pki_dir = get_settings().pki_dir_path
+
+    async def work(session: AsyncSession) -> list[tuple[dev.DevConsumer, dev.Outcome]]:
+        return await dev.ensure_dev(session=session, pki_dir=pki_dir, actor=actor())
+
+    for consumer, outcome in run(work):
+        console.print(
+            f"{consumer.stem}: client_id {consumer.client_id}, "
+            f"ID_Teleservice {consumer.id_teleservice} — {outcome.value}"
+        )

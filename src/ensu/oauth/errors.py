@@ -1,0 +1,72 @@
+"""Errors of the authorization server, in RFC 6749 §5.2 form (not problem+json)::
+
+    OAuthError
+    ├── InvalidRequest        400 invalid_request
+    ├── InvalidClient         401 invalid_client        (+ WWW-Authenticate)
+    ├── UnauthorizedClient    400 unauthorized_client
+    ├── UnsupportedGrantType  400 unsupported_grant_type
+    ├── InvalidScope          400 invalid_scope
+    └── SlowDown              429 slow_down             (+ Retry-After)
+
+``slow_down`` is the token endpoint error of RFC 8628 §3.5, registered in IANA's "OAuth
+Extensions Error Registry" for token endpoint responses: the closest standard word for
+"too many requests" there. ``reason`` is for the journal only and never sent.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+
+
+class OAuthError(Exception):
+    error: ClassVar[str] = "invalid_request"
+    status: ClassVar[int] = 400
+
+    def __init__(self, description: str, *, reason: str | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.reason = reason or self.error
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def body(self) -> bytes:
+        return orjson.dumps({"error": self.error, "error_description": self.description})
+
+
+class InvalidRequest(OAuthError):
+    error, status = "invalid_request", 400
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed (RFC 6749 §5.2): 401 with a challenge (RFC 9110 §11.6.1)."""
+
+    error, status = "invalid_client", 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Basic realm="ensu"'}
+
+
+class UnauthorizedClient(OAuthError):
+    error, status = "unauthorized_client", 400
+
+
+class UnsupportedGrantType(OAuthError):
+    error, status = "unsupported_grant_type", 400
+
+
+class InvalidScope(OAuthError):
+    error, status = "invalid_scope", 400
+
+
+class SlowDown(OAuthError):
+    error, status = "slow_down", 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Trop de requêtes : réessayez plus tard.", reason="throttled")
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

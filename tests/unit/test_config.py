@@ -1,0 +1,70 @@
+"""Settings: defaults that make ``make run`` work, and production refusing development
+material (the foundation issue, item 3).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from ensu.config import Environment, Settings, TLSMode
+
+
+def test_defaults_are_embedded(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path)
+    assert settings.environment is Environment.SANDBOX
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'ensu.db'}"
+    assert settings.blob_dir_path == tmp_path / "blobs"
+    assert settings.pki_dir_path == tmp_path / "pki"
+    assert settings.tls_mode is TLSMode.DIRECT
+    assert settings.redis_url is None
+
+
+def test_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ENSU_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("ENSU_TLS_MODE", "proxy")
+    monkeypatch.setenv("ENSU_TRUSTED_PROXIES", "127.0.0.1/32, ::1/128")
+    monkeypatch.setenv("ENSU_LISTEN_PORT", "9443")
+    settings = Settings()
+    assert settings.tls_mode is TLSMode.PROXY
+    assert settings.trusted_proxies == [
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    ]
+    assert settings.listen_port == 9443
+
+
+def test_bad_values_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError):
+        Settings(var_dir=tmp_path, tls_mode="sideways")
+    with pytest.raises(ValidationError):
+        Settings(var_dir=tmp_path, listen_port=0)
+
+
+def test_production_refuses_the_default_secret(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="ENSU_SECRET_KEY"):
+        Settings(var_dir=tmp_path, environment=Environment.PRODUCTION)
+
+
+def test_production_refuses_the_development_pki(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    (pki / "DEVELOPMENT").touch()
+    with pytest.raises(ValidationError, match="development PKI"):
+        Settings(
+            var_dir=tmp_path,
+            environment=Environment.PRODUCTION,
+            secret_key=SecretStr("a-real-secret-from-the-vault-0123456789"),
+        )
+
+
+def test_production_starts_with_real_material(tmp_path: Path) -> None:
+    settings = Settings(
+        var_dir=tmp_path,
+        environment=Environment.PRODUCTION,
+        secret_key=SecretStr("a-real-secret-from-the-vault-0123456789"),
+    )
+    assert settings.environment is Environment.PRODUCTION

@@ -1,18 +1,31 @@
-"""``create_app()``: the API, one ``include_router`` per feature, one error handler."""
+"""``create_app()``: the API, one ``include_router`` per feature, one error handler.
+
+The gateway (:mod:`ensu.gateway.layer`) wraps every route under ``/ensudocuments/v1``;
+the OAuth endpoints authenticate their clients themselves (RFC 6749 §2.3, RFC 8705).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from ensu import db
 from ensu.config import Settings, get_settings
+from ensu.documents import catalogue
 from ensu.documents import service as documents
-from ensu.errors import PROBLEM_JSON, EnsuError
+from ensu.documents.router import router as documents_router
+from ensu.errors import PROBLEM_JSON, EnsuError, InternalError, InvalidParameter
+from ensu.gateway.layer import API_PREFIX, Gateway, StoreAuthority
+from ensu.oauth.router import router as oauth_router
 from ensu.operations.router import router as operations_router
+
+logger = logging.getLogger("ensu.app")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,12 +36,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = db.make_engine(settings.database_url)
         sessionmaker = db.make_sessionmaker(engine)
+        async with sessionmaker() as session:
+            app.state.catalogue = await catalogue.load(session=session)
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
         app.state.blob_store = documents.make_blob_store(
             settings=settings, sessionmaker=sessionmaker
         )
+        app.state.authority = StoreAuthority(settings=settings, sessionmaker=sessionmaker)
         try:
             yield
         finally:
@@ -41,17 +57,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(operations_router)
+    app.include_router(oauth_router)
+    app.include_router(documents_router)
+    app.add_middleware(Gateway)
     app.add_exception_handler(EnsuError, _problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _internal)
     return app
 
 
+def _correlation_id(request: Request) -> str | None:
+    caller = request.scope.get("ensu.caller")
+    return getattr(caller, "correlation_id", None)
+
+
 async def _problem(request: Request, error: EnsuError) -> Response:
-    correlation_id = request.headers.get("x-correlation-id")
-    headers = {"X-Correlation-ID": correlation_id} if correlation_id else {}
-    headers.update(error.headers())
+    """The contract's problem document; the gateway echoes ``X-Correlation-ID``."""
     return Response(
-        error.body(correlation_id=correlation_id),
+        error.body(correlation_id=_correlation_id(request)),
         status_code=error.status,
         media_type=PROBLEM_JSON,
-        headers=headers,
+        headers={"Cache-Control": "no-store", **error.headers()},
     )
+
+
+async def _invalid(request: Request, error: RequestValidationError) -> Response:
+    """FastAPI's own validation, where a route uses it: 920400 under the API prefix."""
+    if not request.url.path.startswith(API_PREFIX):
+        return await request_validation_exception_handler(request, error)
+    erreurs = [(str(e["loc"][-1]), str(e["msg"])) for e in error.errors()]
+    return await _problem(request, InvalidParameter(erreurs))
+
+
+async def _internal(request: Request, error: Exception) -> Response:
+    """Never a stack trace to the caller (R-GW-6); the log keeps it."""
+    logger.exception("unhandled error on %s", request.url.path, exc_info=error)
+    return await _problem(request, InternalError())

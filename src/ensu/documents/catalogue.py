@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ensu.documents.models import DocumentCode, Family, Periodicity
@@ -84,3 +85,14 @@ async def seed(*, session: AsyncSession) -> int:
     for entry in CATALOGUE:
         await session.merge(DocumentCode(**entry._asdict()))
     return len(CATALOGUE)
+
+
+async def load(*, session: AsyncSession) -> dict[str, CatalogueEntry]:
+    """The catalogue as the database holds it, by code (read once at start-up)."""
+    rows = await session.scalars(select(DocumentCode).order_by(DocumentCode.code))
+    return {
+        row.code: CatalogueEntry(
+            row.code, Family(row.famille), row.libelle, Periodicity(row.periodicite)
+        )
+        for row in rows
+    }

@@ -7,9 +7,10 @@ tables. R-DATA-1 to R-DATA-5.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import service as audit
@@ -140,3 +141,109 @@ async def read_content(
                 },
             )
         raise
+
+
+# --- Reading through the perimeter (R-DATA-5, R-GW-5) -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Perimeter:
+    """What a caller may read: document codes (families expanded) and the data period."""
+
+    codes: frozenset[str]
+    period_start: dt.date
+    period_end: dt.date
+
+    def allows(self, *, code: str, debut: dt.date, fin: dt.date) -> bool:
+        """The document's code is authorised and its period lies inside the authorised one."""
+        return code in self.codes and self.period_start <= debut and fin <= self.period_end
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """A document's metadata with its subject's identifier, as the routes render it."""
+
+    document: Document
+    siren: str | None
+    idsp: str | None
+
+
+class IdentifierKind(enum.StrEnum):
+    """The three kinds of document identification of R-DATA-3 (``typeIdentifiant``)."""
+
+    IDENSUA = "IDENSUA"
+    DOCDISTRIB = "DOCDISTRIB"
+    DOCCFS = "DOCCFS"
+
+
+_IDENTIFIER_COLUMNS = {
+    IdentifierKind.IDENSUA: Document.idensua,
+    IdentifierKind.DOCDISTRIB: Document.docdistrib,
+    IdentifierKind.DOCCFS: Document.doccfs,
+}
+
+
+async def get_document(
+    *, session: AsyncSession, kind: IdentifierKind, identifier: str, perimeter: Perimeter
+) -> DocumentRecord | None:
+    """The document so identified, or ``None`` when absent *or* outside the perimeter.
+
+    The two cases are deliberately indistinguishable to the caller (R-GW-6).
+    """
+    row = (
+        await session.execute(
+            select(Document, Subject.siren, Subject.idsp)
+            .join(Subject, Subject.id == Document.subject_id)
+            .where(_IDENTIFIER_COLUMNS[kind] == identifier)
+        )
+    ).first()
+    if row is None:
+        return None
+    document, siren, idsp = row
+    if not perimeter.allows(
+        code=document.code, debut=document.periode_debut, fin=document.periode_fin
+    ):
+        return None
+    return DocumentRecord(document=document, siren=siren, idsp=idsp)
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A validated ``GET /documents`` query, already checked against the perimeter."""
+
+    siren: str | None
+    idsp: str | None
+    codes: frozenset[str]
+    date_debut: dt.date
+    date_fin: dt.date
+    page: int
+    taille: int
+
+
+async def list_documents(
+    *, session: AsyncSession, query: ListQuery
+) -> tuple[list[DocumentRecord], int]:
+    """One page of the subject's documents whose period overlaps the query's, and the total.
+
+    ``query.codes`` and the dates are already restricted to the perimeter by the caller,
+    so the filter here is the perimeter filter (R-DATA-5).
+    """
+    subject = await subject_id(session=session, siren=query.siren, idsp=query.idsp)
+    if subject is None or not query.codes:
+        return [], 0
+    conditions = (
+        Document.subject_id == subject,
+        Document.code.in_(sorted(query.codes)),
+        Document.periode_fin >= query.date_debut,
+        Document.periode_debut <= query.date_fin,
+    )
+    total = await session.scalar(select(func.count()).select_from(Document).where(*conditions))
+    rows = await session.scalars(
+        select(Document)
+        .where(*conditions)
+        .order_by(Document.periode_debut.desc(), Document.code, Document.id)
+        .limit(query.taille)
+        .offset((query.page - 1) * query.taille)
+    )
+    records = [DocumentRecord(document=row, siren=query.siren, idsp=query.idsp) for row in rows]
+    return records, int(total or 0)

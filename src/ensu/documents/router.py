@@ -1,0 +1,283 @@
+"""The document routes of the contract, behind the gateway (R-DATA-3..5, R-CON-1).
+
+Thin: parse, call the service through the caller's perimeter, render with orjson. A
+document outside the perimeter is answered exactly as an absent one (R-GW-6).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ensu.documents import queries
+from ensu.documents import service as documents
+from ensu.documents.catalogue import CatalogueEntry
+from ensu.documents.schemas import (
+    CodesDocuments,
+    DocumentOut,
+    DocumentsPage,
+    MentionInformation,
+    Problem,
+)
+from ensu.errors import PROBLEM_JSON, NotFound
+from ensu.gateway.caller import CallerDep
+
+PREFIX = "/ensudocuments/v1"
+JSON = "application/json"
+
+_HEADERS = [
+    {
+        "name": "X-Correlation-ID",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+        "description": "Identifiant de corrélation (UUID), renvoyé dans la réponse.",
+    },
+    {
+        "name": "ID_Teleservice",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+        "description": "Identifiant technique du téléservice, lié aux accès.",
+    },
+]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    for status, text in {
+        400: "Requête invalide (910000, 920400)",
+        401: "Certificat ou jeton absent ou invalide (910001, 900901, 900902)",
+        403: "Accès refusé (910002, 910003, 910004, 900910)",
+        404: "Document introuvable (920404)",
+        429: "Quota dépassé (900804)",
+        503: "Maintenance ou traçabilité indisponible (930001, 930002)",
+    }.items()
+}
+
+
+def _string(name: str, pattern: str, description: str, **extra: Any) -> dict[str, Any]:
+    schema = {"type": "string", "pattern": pattern, **extra}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _integer(name: str, top: int, default: int, description: str) -> dict[str, Any]:
+    schema = {"type": "integer", "minimum": 1, "maximum": top, "default": default}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_LIST_PARAMETERS = [
+    _string("siren", r"^[0-9]{9}$", "SIREN (9 chiffres, Luhn) ; exclusif de idsp"),
+    _string("idsp", r"^[A-Z0-9]{6,16}$", "Identifiant de substitution ; exclusif de siren"),
+    {
+        "name": "codeDocument",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": True,
+        "schema": {
+            "type": "array",
+            "maxItems": queries.MAX_CODES,
+            "items": {"type": "string", "pattern": r"^[A-Z0-9-]{1,16}$"},
+        },
+        "description": "Codes documents (répétable)",
+    },
+    _string("dateDebut", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "Début de période", format="date"),
+    _string("dateFin", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "Fin de période", format="date"),
+    _integer("page", queries.MAX_PAGE, 1, "Numéro de page, à partir de 1"),
+    _integer("taille", queries.MAX_TAILLE, queries.DEFAULT_TAILLE, "Taille de page"),
+    _string(
+        "referenceDemande",
+        r"^[\w .:/-]{1,64}$",
+        "Référence du dossier du consommateur",
+        maxLength=64,
+    ),
+]
+_IDENTIFIER_PARAMETERS = [
+    {
+        "name": "typeIdentifiant",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": [kind.value for kind in documents.IdentifierKind]},
+    },
+    {
+        "name": "identifiant",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,128}$"},
+    },
+]
+
+router = APIRouter(prefix=PREFIX, tags=["documents"])
+
+
+def _json(payload: Any) -> Response:
+    return Response(orjson.dumps(payload), media_type=JSON)
+
+
+def _render(record: documents.DocumentRecord, entry: CatalogueEntry) -> dict[str, Any]:
+    document = record.document
+    rendered: dict[str, Any] = {
+        "identifiants": {
+            "IDENSUA": document.idensua,
+            "DOCDISTRIB": document.docdistrib,
+            "DOCCFS": document.doccfs,
+        },
+        "codeDocument": document.code,
+        "libelle": entry.libelle,
+        "famille": entry.famille.value,
+    }
+    if record.siren is not None:
+        rendered["siren"] = record.siren
+    else:
+        rendered["idsp"] = record.idsp
+    rendered.update(
+        periodeDebut=document.periode_debut.isoformat(),
+        periodeFin=document.periode_fin.isoformat(),
+        dateEmission=document.date_emission.isoformat(),
+        empreinteSha256=document.sha256.hex(),
+        taille=document.taille,
+        contenu=f"{PREFIX}/documents/IDENSUA/{document.idensua}/contenu",
+    )
+    return rendered
+
+
+def _catalogue(request: Request) -> dict[str, CatalogueEntry]:
+    catalogue: dict[str, CatalogueEntry] = request.app.state.catalogue
+    return catalogue
+
+
+@router.get(
+    "/codesDocuments",
+    summary="Codes documents du périmètre de l'appelant",
+    response_model=CodesDocuments,
+    responses=_ERRORS,
+    openapi_extra={"parameters": _HEADERS},
+)
+async def codes_documents(request: Request, caller: CallerDep) -> Response:
+    queries.refuse_unknown(request.query_params, frozenset())
+    entries = [
+        {
+            "code": e.code,
+            "libelle": e.libelle,
+            "famille": e.famille.value,
+            "periodicite": e.periodicite.value,
+        }
+        for code, e in sorted(_catalogue(request).items())
+        if code in caller.perimeter.codes
+    ]
+    return _json({"codesDocuments": entries})
+
+
+@router.get(
+    "/documents",
+    summary="Documents d'un usager professionnel",
+    response_model=DocumentsPage,
+    responses=_ERRORS,
+    openapi_extra={"parameters": _HEADERS + _LIST_PARAMETERS},
+)
+async def list_documents(request: Request, caller: CallerDep) -> Response:
+    catalogue = _catalogue(request)
+    query = queries.parse_list(
+        request.query_params, perimeter=caller.perimeter, catalogue=frozenset(catalogue)
+    )
+    async with request.app.state.sessionmaker() as session:
+        records, total = await documents.list_documents(session=session, query=query)
+    return _json(
+        {
+            "documents": [_render(r, catalogue[r.document.code]) for r in records],
+            "page": query.page,
+            "taille": query.taille,
+            "total": total,
+        }
+    )
+
+
+async def _one(request: Request, caller: CallerDep) -> documents.DocumentRecord:
+    """The document named by the path, within the perimeter, or 404 (R-GW-6).
+
+    The path parameters are read from the request rather than declared, so that their
+    OpenAPI description is the one above (enum and pattern) and their errors the contract's.
+    """
+    queries.refuse_unknown(request.query_params, frozenset())
+    identifier = request.path_params["identifiant"]
+    parsed = queries.parse_identifier(request.path_params["typeIdentifiant"], identifier)
+    async with request.app.state.sessionmaker() as session:
+        record = await documents.get_document(
+            session=session, kind=parsed, identifier=identifier, perimeter=caller.perimeter
+        )
+    if record is None:
+        raise NotFound(reason="absent_or_outside_perimeter")
+    return record
+
+
+@router.get(
+    "/documents/{typeIdentifiant}/{identifiant}",
+    summary="Métadonnées d'un document",
+    response_model=DocumentOut,
+    responses=_ERRORS,
+    openapi_extra={"parameters": _HEADERS + _IDENTIFIER_PARAMETERS},
+)
+async def get_document(request: Request, caller: CallerDep) -> Response:
+    record = await _one(request, caller)
+    return _json(_render(record, _catalogue(request)[record.document.code]))
+
+
+@router.get(
+    "/documents/{typeIdentifiant}/{identifiant}/contenu",
+    summary="Contenu PDF d'un document",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "Le PDF"}, **_ERRORS},
+    openapi_extra={"parameters": _HEADERS + _IDENTIFIER_PARAMETERS},
+)
+async def get_content(request: Request, caller: CallerDep) -> Response:
+    record = await _one(request, caller)
+    document = record.document
+    content = await documents.read_content(
+        sessionmaker=request.app.state.sessionmaker,
+        store=request.app.state.blob_store,
+        document=document,
+        actor=caller.teleservice.id_teleservice,
+    )
+    digest = base64.b64encode(document.sha256).decode()
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={
+            "Repr-Digest": f"sha-256=:{digest}:",
+            "ETag": f'"{document.sha256.hex()}"',
+            "Content-Disposition": f'inline; filename="{document.idensua}.pdf"',
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.get(
+    "/mentionInformation",
+    summary="Mention d'information à présenter aux usagers",
+    response_model=MentionInformation,
+    responses=_ERRORS,
+    openapi_extra={"parameters": _HEADERS},
+)
+async def mention_information(request: Request, caller: CallerDep) -> Response:
+    queries.refuse_unknown(request.query_params, frozenset())
+    return _json(
+        {
+            "idTeleservice": caller.teleservice.id_teleservice,
+            "mentionInformation": caller.teleservice.mention_information,
+        }
+    )

@@ -1,0 +1,109 @@
+"""The presented client certificate, whichever edge terminated mutual TLS (R-GW-1).
+
+- Direct mode: uvicorn verified the chain during the handshake and our protocol subclass
+  (``ensu.edge.uvicorn_tls``) put the leaf in the ASGI ``tls`` extension.
+- Proxy mode: nginx verified it and forwarded it, URL-escaped PEM, in
+  ``X-SSL-Client-Cert``, a header it always overwrites. The header is believed only when
+  the immediate peer is a configured trusted proxy; from anyone else it is ignored.
+
+Parsing and hashing cost tens of microseconds, so results are cached by PEM text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ensu.config import Settings, TLSMode
+
+CERT_HEADER = b"x-ssl-client-cert"
+FORWARDED_FOR_HEADER = b"x-forwarded-for"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """A verified client certificate as the app sees it."""
+
+    der: bytes
+    #: ``x5t#S256`` (RFC 8705 §3.1): base64url SHA-256 of the DER, no padding.
+    thumbprint: str
+    subject: str
+    not_valid_after: float
+
+
+@lru_cache(maxsize=4096)
+def parse_pem(pem: str) -> ClientCertificate | None:
+    """The certificate in ``pem``, or ``None`` when it does not parse."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    der = cert.public_bytes(Encoding.DER)
+    return ClientCertificate(
+        der=der,
+        thumbprint=thumbprint_s256(der),
+        subject=cert.subject.rfc4514_string(),
+        not_valid_after=cert.not_valid_after_utc.timestamp(),
+    )
+
+
+def thumbprint_s256(der: bytes) -> str:
+    """RFC 8705 §3.1 ``x5t#S256`` of a DER certificate."""
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+
+
+def is_trusted_peer(host: str | None, trusted: Sequence[Network]) -> bool:
+    """True when the immediate peer is a configured trusted proxy (or a unix socket)."""
+    if host is None or host == "":
+        return True  # unix socket: only the local proxy can connect
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
+
+
+def _header(scope: Mapping[str, Any], name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def presented_certificate(scope: Mapping[str, Any], settings: Settings) -> ClientCertificate | None:
+    """The client certificate of this request, or ``None`` when there is none to believe."""
+    if settings.tls_mode is TLSMode.DIRECT:
+        tls = scope.get("extensions", {}).get("tls")
+        chain = tls.get("client_cert_chain") if tls else None
+        return parse_pem(chain[0]) if chain else None
+    client = scope.get("client")
+    if not is_trusted_peer(client[0] if client else None, settings.trusted_proxies):
+        return None
+    raw = _header(scope, CERT_HEADER)
+    return parse_pem(unquote(raw.decode("latin-1"))) if raw else None
+
+
+def client_ip(scope: Mapping[str, Any], settings: Settings) -> str | None:
+    """The caller's IP: the TCP peer, or, behind a trusted proxy, what the proxy says.
+
+    The proxy sets ``X-Forwarded-For`` to ``$remote_addr`` (overwriting, not appending), so
+    exactly one address is expected; anything else is not believed.
+    """
+    client = scope.get("client")
+    peer = client[0] if client else None
+    if settings.tls_mode is TLSMode.DIRECT or not is_trusted_peer(peer, settings.trusted_proxies):
+        return peer
+    raw = _header(scope, FORWARDED_FOR_HEADER)
+    if raw is None or b"," in raw:
+        return None
+    return raw.decode("latin-1").strip()

@@ -12,7 +12,7 @@ help: ## list the targets
 
 setup: system-deps ## install what is missing: uv, the locked environment, system packages
 	@command -v uv >/dev/null || python3 -m pip install --quiet uv
-	@$(UV) sync --locked --quiet
+	@$(UV) sync --locked --compile-bytecode --quiet
 	@$(RUN) ensu db upgrade
 
 system-deps: ## apt-get install nginx, chromium, fonts when missing (Debian, as root)
@@ -23,6 +23,7 @@ services: ## start PostgreSQL and Redis when they are not running (for the tests
 
 run: setup ## serve the sandbox API with mutual TLS on https://127.0.0.1:8443
 	@$(RUN) ensu pki init
+	@$(RUN) ensu consumers ensure-dev
 	@$(RUN) ensu sandbox generate --if-empty
 	@$(RUN) ensu serve
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -38,7 +39,15 @@ async def _run_async(url: str) -> None:
 def run_migrations_online() -> None:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
     assert url, "database url missing"
-    asyncio.run(_run_async(url))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_run_async(url))
+        return
+    # Called from inside a running event loop (a test, a server hook): run the migration
+    # on its own loop in a worker thread rather than fail with a never-awaited coroutine.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _run_async(url)).result()
 
 
 if context.is_offline_mode():

@@ -26,6 +26,7 @@ DEFAULT_TAILLE = 20
 MAX_CODES = 50
 CODE_PATTERN = re.compile(r"[A-Z0-9-]{1,16}")
 REFERENCE_PATTERN = re.compile(r"[\w .:/-]{1,64}")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 IDENTIFIER_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 Errors = list[tuple[str, str]]
 
@@ -59,8 +60,8 @@ def _date(params: Mapping[str, str], name: str, errors: Errors) -> dt.date | Non
     if raw is None:
         return None
     try:
-        if len(raw) != 10:
-            raise ValueError(raw)
+        if not DATE_PATTERN.fullmatch(raw):
+            raise ValueError(raw)  # fromisoformat also takes week dates: not ours
         return dt.date.fromisoformat(raw)
     except ValueError:
         errors.append((name, "date attendue au format AAAA-MM-JJ"))
@@ -111,6 +112,7 @@ def parse_list(
     if debut < perimeter.period_start or fin > perimeter.period_end or debut > fin:
         raise OutsidePerimeter(reason="period_outside_perimeter")
     return ListQuery(
+        perimeter=perimeter,
         siren=siren,
         idsp=idsp,
         codes=codes or perimeter.codes,

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from ensu.documents import queries
 from ensu.documents import service as documents
@@ -45,8 +46,57 @@ _HEADERS = [
         "description": "Identifiant technique du téléservice, lié aux accès.",
     },
 ]
+
+
+def _inlined(node: Any, definitions: dict[str, Any]) -> Any:
+    """``node`` with every local ``$ref`` replaced by the definition it names."""
+    if isinstance(node, dict):
+        reference = node.get("$ref", "")
+        if reference.startswith("#/$defs/"):
+            return _inlined(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {key: _inlined(value, definitions) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inlined(item, definitions) for item in node]
+    return node
+
+
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema, self-contained.
+
+    Inline rather than FastAPI's ``model=``, which files the schema under
+    ``application/json``, a media type the errors never have: documented that way, the
+    problem documents actually sent were described by no schema at all.
+    """
+    schema = model.model_json_schema(mode="serialization")
+    inlined: dict[str, Any] = _inlined(schema, schema.pop("$defs", {}))
+    return inlined
+
+
+def _header(description: str, *, required: bool, **schema: Any) -> dict[str, Any]:
+    return {
+        "description": description,
+        "required": required,
+        "schema": {"type": "string", **schema},
+    }
+
+
+#: Echoed on every answer once the request's own is a UUID; an error found before that
+#: check (the identity checks come first, R-GW) may answer without it.
+_CORRELATION = "X-Correlation-ID"
+_ECHOED = {_CORRELATION: _header("L'identifiant de corrélation de la requête", required=True)}
+_MAYBE_ECHOED = {_CORRELATION: {**_ECHOED[_CORRELATION], "required": False}}
+_RETRY_AFTER = _header("Secondes avant de réessayer", required=True, pattern=r"^[0-9]+$")
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    400: _MAYBE_ECHOED,
+    401: {**_MAYBE_ECHOED, "WWW-Authenticate": _header("Défi Bearer (RFC 6750)", required=True)},
+    403: _MAYBE_ECHOED,
+    404: _MAYBE_ECHOED,
+    429: {**_MAYBE_ECHOED, "Retry-After": _RETRY_AFTER},
+    503: {**_MAYBE_ECHOED, "Retry-After": _RETRY_AFTER},
+}
+_PROBLEM = {PROBLEM_JSON: {"schema": _schema_of(Problem)}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    status: {"content": _PROBLEM, "headers": _ERROR_HEADERS[status], "description": text}
     for status, text in {
         400: "Requête invalide (910000, 920400)",
         401: "Certificat ou jeton absent ou invalide (910001, 900901, 900902)",
@@ -56,17 +106,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         503: "Maintenance ou traçabilité indisponible (930001, 930002)",
     }.items()
 }
+_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": _ECHOED}, **_ERRORS}
 
 
-def _string(name: str, pattern: str, description: str, **extra: Any) -> dict[str, Any]:
+def _string(
+    name: str, pattern: str, description: str, example: str | None = None, **extra: Any
+) -> dict[str, Any]:
     schema = {"type": "string", "pattern": pattern, **extra}
-    return {
+    parameter = {
         "name": name,
         "in": "query",
         "required": False,
         "schema": schema,
         "description": description,
     }
+    return parameter if example is None else {**parameter, "example": example}
 
 
 def _integer(name: str, top: int, default: int, description: str) -> dict[str, Any]:
@@ -80,8 +134,10 @@ def _integer(name: str, top: int, default: int, description: str) -> dict[str, A
     }
 
 
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _LIST_PARAMETERS = [
-    _string("siren", r"^[0-9]{9}$", "SIREN (9 chiffres, Luhn) ; exclusif de idsp"),
+    # The examples make one valid query together (a fictive SIREN), so no idsp example.
+    _string("siren", r"^[0-9]{9}$", "SIREN (9 chiffres, Luhn) ; exclusif de idsp", "732829320"),
     _string("idsp", r"^[A-Z0-9]{6,16}$", "Identifiant de substitution ; exclusif de siren"),
     {
         "name": "codeDocument",
@@ -95,15 +151,17 @@ _LIST_PARAMETERS = [
             "items": {"type": "string", "pattern": r"^[A-Z0-9-]{1,16}$"},
         },
         "description": "Codes documents (répétable)",
+        "example": ["TVA-CA3"],
     },
-    _string("dateDebut", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "Début de période", format="date"),
-    _string("dateFin", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "Fin de période", format="date"),
+    _string("dateDebut", _DATE, "Début de période", "2023-01-01", format="date"),
+    _string("dateFin", _DATE, "Fin de période", "2023-12-31", format="date"),
     _integer("page", queries.MAX_PAGE, 1, "Numéro de page, à partir de 1"),
     _integer("taille", queries.MAX_TAILLE, queries.DEFAULT_TAILLE, "Taille de page"),
     _string(
         "referenceDemande",
         r"^[\w .:/-]{1,64}$",
         "Référence du dossier du consommateur",
+        "DOSSIER-2024-0042",
         maxLength=64,
     ),
 ]
@@ -165,7 +223,7 @@ def _catalogue(request: Request) -> dict[str, CatalogueEntry]:
     "/codesDocuments",
     summary="Codes documents du périmètre de l'appelant",
     response_model=CodesDocuments,
-    responses=_ERRORS,
+    responses=_RESPONSES,
     openapi_extra={"parameters": _HEADERS},
 )
 async def codes_documents(request: Request, caller: CallerDep) -> Response:
@@ -187,7 +245,7 @@ async def codes_documents(request: Request, caller: CallerDep) -> Response:
     "/documents",
     summary="Documents d'un usager professionnel",
     response_model=DocumentsPage,
-    responses=_ERRORS,
+    responses=_RESPONSES,
     openapi_extra={"parameters": _HEADERS + _LIST_PARAMETERS},
 )
 async def list_documents(request: Request, caller: CallerDep) -> Response:
@@ -229,7 +287,7 @@ async def _one(request: Request, caller: CallerDep) -> documents.DocumentRecord:
     "/documents/{typeIdentifiant}/{identifiant}",
     summary="Métadonnées d'un document",
     response_model=DocumentOut,
-    responses=_ERRORS,
+    responses=_RESPONSES,
     openapi_extra={"parameters": _HEADERS + _IDENTIFIER_PARAMETERS},
 )
 async def get_document(request: Request, caller: CallerDep) -> Response:
@@ -241,7 +299,22 @@ async def get_document(request: Request, caller: CallerDep) -> Response:
     "/documents/{typeIdentifiant}/{identifiant}/contenu",
     summary="Contenu PDF d'un document",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}, "description": "Le PDF"}, **_ERRORS},
+    responses={
+        200: {
+            "description": "Le PDF",
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            "headers": {
+                **_ECHOED,
+                "Repr-Digest": _header(
+                    "SHA-256 du contenu (RFC 9530)",
+                    required=True,
+                    pattern=r"^sha-256=:[A-Za-z0-9+/]{43}=:$",
+                ),
+                "ETag": _header("Étiquette du contenu", required=True, pattern=r'^"[0-9a-f]{64}"$'),
+            },
+        },
+        **_ERRORS,
+    },
     openapi_extra={"parameters": _HEADERS + _IDENTIFIER_PARAMETERS},
 )
 async def get_content(request: Request, caller: CallerDep) -> Response:
@@ -270,7 +343,7 @@ async def get_content(request: Request, caller: CallerDep) -> Response:
     "/mentionInformation",
     summary="Mention d'information à présenter aux usagers",
     response_model=MentionInformation,
-    responses=_ERRORS,
+    responses=_RESPONSES,
     openapi_extra={"parameters": _HEADERS},
 )
 async def mention_information(request: Request, caller: CallerDep) -> Response:

@@ -66,13 +66,17 @@ class ErreurParametre(BaseModel):
 
 
 class Problem(BaseModel):
-    """``application/problem+json`` (RFC 9457) with the contract's members."""
+    """``application/problem+json`` (RFC 9457) with the contract's members.
 
-    type: str
+    As strict as :meth:`ensu.errors.EnsuError.body` writes it, so that the contract tests
+    hold every error answered to it (code and type are the contract's six digits).
+    """
+
+    type: str = Field(pattern=r"^urn:ensu:erreur:[0-9]{6}$")
     title: str
-    status: int
+    status: int = Field(ge=400, le=599)
     detail: str
-    code: str
+    code: str = Field(pattern=r"^[0-9]{6}$")
     correlationId: str | None
-    horodatage: str
+    horodatage: dt.datetime
     erreurs: list[ErreurParametre] | None = None

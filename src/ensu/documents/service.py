@@ -211,6 +211,7 @@ async def get_document(
 class ListQuery:
     """A validated ``GET /documents`` query, already checked against the perimeter."""
 
+    perimeter: Perimeter
     siren: str | None
     idsp: str | None
     codes: frozenset[str]
@@ -225,8 +226,8 @@ async def list_documents(
 ) -> tuple[list[DocumentRecord], int]:
     """One page of the subject's documents whose period overlaps the query's, and the total.
 
-    ``query.codes`` and the dates are already restricted to the perimeter by the caller,
-    so the filter here is the perimeter filter (R-DATA-5).
+    Only documents that the perimeter allows, whole, are counted and listed: the same rule
+    as for one document, so a listed document is always readable (R-DATA-5).
     """
     subject = await subject_id(session=session, siren=query.siren, idsp=query.idsp)
     if subject is None or not query.codes:
@@ -236,6 +237,8 @@ async def list_documents(
         Document.code.in_(sorted(query.codes)),
         Document.periode_fin >= query.date_debut,
         Document.periode_debut <= query.date_fin,
+        Document.periode_debut >= query.perimeter.period_start,
+        Document.periode_fin <= query.perimeter.period_end,
     )
     total = await session.scalar(select(func.count()).select_from(Document).where(*conditions))
     rows = await session.scalars(

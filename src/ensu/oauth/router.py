@@ -249,7 +249,8 @@ async def introspect(request: Request) -> Response:
 @router.post(
     "/revoke",
     summary="Révocation d'un jeton (RFC 7009)",
-    responses=ERRORS,
+    response_class=Response,  # RFC 7009 §2.2: an empty 200
+    responses={200: {"description": "Révocation prise en compte (corps vide)"}, **ERRORS},
     openapi_extra=_form_body(TOKEN, HINT, CLIENT_ID),
 )
 async def revoke(request: Request) -> Response:
@@ -272,7 +273,18 @@ async def revoke(request: Request) -> Response:
     return await _guarded(request, "revoke", handler)
 
 
-@router.get("/jwks", summary="Clés publiques de signature (RFC 7517)", response_model=JsonWebKeySet)
+class JWKSetResponse(Response):
+    """RFC 7517 §8.5's media type, so that the OpenAPI document says what is sent."""
+
+    media_type = "application/jwk-set+json"
+
+
+@router.get(
+    "/jwks",
+    summary="Clés publiques de signature (RFC 7517)",
+    response_model=JsonWebKeySet,
+    response_class=JWKSetResponse,
+)
 async def jwks(request: Request) -> Response:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session, session.begin():
@@ -280,11 +292,7 @@ async def jwks(request: Request) -> Response:
             session=session, settings=_settings(request), now=dt.datetime.now(dt.UTC)
         )
     # Short caching: a rotated key stays published an hour, a new one must be seen soon.
-    return Response(
-        orjson.dumps(document),
-        media_type="application/jwk-set+json",
-        headers={"Cache-Control": "public, max-age=60"},
-    )
+    return JWKSetResponse(orjson.dumps(document), headers={"Cache-Control": "public, max-age=60"})
 
 
 @router.get(

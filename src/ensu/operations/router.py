@@ -22,6 +22,8 @@ class EtatSante(BaseModel):
     tags=["santé"],
     summary="État de santé du service",
     response_model=EtatSante,
+    # The state is also the answer during maintenance (CONTRACT.md: 503 then).
+    responses={503: {"model": EtatSante, "description": "Maintenance programmée"}},
 )
 async def etat_sante(request: Request) -> Response:
     state = await service.current_state(engine=request.app.state.engine)

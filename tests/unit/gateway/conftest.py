@@ -32,6 +32,7 @@ SIREN = "732829320"
 OTHER_SIREN = "552100554"
 IN_PERIOD = dt.date(2023, 1, 1)  # inside every perimeter below
 OUT_PERIOD = dt.date(2021, 1, 1)  # inside A's perimeter only
+STRADDLE = dt.date(2022, 5, 15)  # ends inside B's perimeter but starts before it
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ async def _seed_documents(settings: Settings, sm: async_sessionmaker[AsyncSessio
             session=session, siren=SIREN, idsp=None, denomination="Fictive SA"
         )
         for index, entry in enumerate(catalogue.CATALOGUE):
-            for start in (IN_PERIOD, OUT_PERIOD):
+            for start in (IN_PERIOD, OUT_PERIOD, STRADDLE):
                 content = pdf(entry.code, start)
                 doc = Doc(
                     new_idensua(),

@@ -241,3 +241,22 @@ async def test_environment_mismatch(world: World) -> None:
     world.app.state.authority.forget()
     response = await world.get(LIST, "A", params=PARAMS)
     assert response.status_code in {401, 403}  # the token and the habilitation are sandbox
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{5d0e0f6e-4f6b-4a39-9b0c-6d6a3f4f2b11}",
+        " 5d0e0f6e-4f6b-4a39-9b0c-6d6a3f4f2b11",
+        "5d0e0f6e4f6b4a399b0c6d6a3f4f2b11",
+        "urn:uuid:5d0e0f6e-4f6b-4a39-9b0c-6d6a3f4f2b11",
+    ],
+)
+async def test_correlation_id_is_the_canonical_uuid_form(world: World, value: str) -> None:
+    response = await world.get(LIST, "A", params=PARAMS, headers={"X-Correlation-ID": value})
+    assert code(response) == "910000"
+
+
+async def test_week_dates_are_not_dates(world: World) -> None:
+    response = await world.get(LIST, "A", params={**PARAMS, "dateDebut": "2023-W01-1"})
+    assert code(response) == "920400"

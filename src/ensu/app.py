@@ -16,11 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from ensu import db
+from ensu.audit.service import Journal
 from ensu.config import Settings, get_settings
 from ensu.documents import catalogue
 from ensu.documents import service as documents
 from ensu.documents.router import router as documents_router
 from ensu.errors import PROBLEM_JSON, EnsuError, InternalError, InvalidParameter
+from ensu.gateway.caller import trace_of
 from ensu.gateway.layer import API_PREFIX, Gateway, StoreAuthority
 from ensu.oauth.router import router as oauth_router
 from ensu.operations.router import router as operations_router
@@ -45,9 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings, sessionmaker=sessionmaker
         )
         app.state.authority = StoreAuthority(settings=settings, sessionmaker=sessionmaker)
+        app.state.journal = await Journal.open(settings=settings, sessionmaker=sessionmaker)
         try:
             yield
         finally:
+            await app.state.journal.close()
+            await app.state.authority.quota_counter.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -72,7 +77,10 @@ def _correlation_id(request: Request) -> str | None:
 
 
 async def _problem(request: Request, error: EnsuError) -> Response:
-    """The contract's problem document; the gateway echoes ``X-Correlation-ID``."""
+    """The contract's problem document; the gateway echoes ``X-Correlation-ID`` and
+    journals the call with this error's reason and code."""
+    trace = trace_of(request.scope)
+    trace.reason, trace.error_code = error.reason[:64], error.code
     return Response(
         error.body(correlation_id=_correlation_id(request)),
         status_code=error.status,

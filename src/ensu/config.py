@@ -12,7 +12,7 @@ import enum
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     var_dir: Path = DEFAULT_VAR_DIR
     database_url: str = ""
     redis_url: str | None = None
+    #: Where quota counters live (R-Q-1); None: redis if redis_url, else the database's kind.
+    quota_backend: Literal["sqlite", "postgresql", "redis"] | None = None
     blob_backend: BlobBackend = BlobBackend.FILESYSTEM
     blob_dir: Path | None = None
     pki_dir: Path | None = None
@@ -71,6 +73,8 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     import_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    #: R-TR-4: how long the journal keeps the records of the exchanges (calls), in days.
+    journal_retention_days: int = Field(default=365, ge=1)
     pdf_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     pdf_font_bold: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 

@@ -18,6 +18,7 @@ Rendered as ``application/problem+json`` (RFC 9457) with the contract's members
     ├── QuotaExceeded          429 900804
     ├── Maintenance            503 930001
     ├── JournalUnavailable     503 930002
+    ├── CounterUnavailable     503 930003   (the quota counters cannot be reached)
     └── InternalError          500 999999
 """
 
@@ -154,6 +155,16 @@ class JournalUnavailable(EnsuError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "30"}
+
+
+class CounterUnavailable(EnsuError):
+    """R-Q-1 fails closed: without an exact count, no call is let through."""
+
+    status, code, title = 503, "930003", "Service indisponible"
+    default_detail = "Le décompte des quotas est momentanément indisponible."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "10"}
 
 
 class InternalError(EnsuError):

@@ -1,24 +1,56 @@
-"""The one entry point through which every feature records its events.
+"""The one entry point through which every feature journals (R-TR-1, R-TR-2, R-OPS-1).
 
-Nothing else writes the journal. The alert circuit of R-OPS-1 will subscribe here; for
-now an event is appended to ``audit_events`` and logged (warnings for alerts).
+Two kinds of records go to the same Merkle log:
+
+- the record of each API call, appended by the gateway through :class:`Journal`
+  (``await journal.append(CallRecord(...))`` returns once it is durable);
+- the events of the features, through :func:`record_event`. An event is written in the
+  caller's own transaction to ``audit_events`` (an outbox: the event exists if and only
+  if the change it describes was committed), then the :class:`EventRelay` appends it to
+  the log as an :class:`~ensu.audit.records.EventRecord` and notes its leaf index. The
+  relay is at-least-once: a crash between the append and the note appends the event
+  again, with the same ``event_id``, which shows. Events recorded by CLI commands wait in
+  the outbox until the app (or ``ensu journal relay``) runs.
+
+Nothing else writes the journal. Alerts (R-OPS-1) are logged at warning level.
+
+For the app's lifespan::
+
+    journal = await Journal.open(settings=settings, sessionmaker=sessionmaker)
+    ...
+    journal.ensure_serving()            # raises 503 930002 when stopped or unavailable
+    index = await journal.append(CallRecord(...))
+    ...
+    await journal.close()
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ensu.audit import keys
+from ensu.audit.errors import JournalIntegrityStop, JournalUnavailableError
 from ensu.audit.models import Event
+from ensu.audit.records import CallRecord, EventRecord, RecordError, check_details
+from ensu.audit.stopper import Stopper
+from ensu.audit.store import JournalStore, utc
 from ensu.audit.tags import EventTag
+from ensu.audit.verify import IntegrityMonitor, Problem
+from ensu.audit.writer import JournalWriter
+from ensu.config import Settings
 
 logger = logging.getLogger("ensu.audit")
 
 #: Tags that are security alerts (R-OPS-1), logged at warning level.
-ALERTS = frozenset({EventTag.DOCUMENTS_BLOB_INTEGRITY_FAILURE})
+ALERTS = frozenset(
+    {EventTag.DOCUMENTS_BLOB_INTEGRITY_FAILURE, EventTag.AUDIT_JOURNAL_INTEGRITY_BREACH}
+)
 
 
 async def record_event(
@@ -28,11 +60,214 @@ async def record_event(
     actor: str,
     details: Mapping[str, object] | None = None,
 ) -> Event:
-    """Append one event to the journal within the caller's transaction."""
-    event = Event(
-        at=dt.datetime.now(dt.UTC), tag=str(tag), actor=actor, details=dict(details or {})
-    )
+    """Record one event within the caller's transaction; the relay journals it.
+
+    Raises :class:`~ensu.audit.records.RecordError` for details holding a secret-named
+    key or a token (R-TR-1): the caller's transaction then fails, as it should.
+    """
+    values = dict(details or {})
+    check_details(values)
+    event = Event(at=dt.datetime.now(dt.UTC), tag=str(tag), actor=actor, details=values)
     session.add(event)
     level = logging.WARNING if tag in ALERTS else logging.INFO
     logger.log(level, "%s by %s: %s", tag, actor, event.details)
     return event
+
+
+def event_record(event: Event) -> EventRecord:
+    """The journal record of an outbox row (details the schema refuses are replaced)."""
+    try:
+        return EventRecord(
+            at=utc(event.at),
+            tag=event.tag,
+            actor=event.actor,
+            details=event.details,
+            event_id=event.id,
+        )
+    except RecordError as exc:
+        logger.error("event %s: details not journaled: %s", event.id, exc)
+        return EventRecord(
+            at=utc(event.at),
+            tag=event.tag,
+            actor=event.actor[:128],
+            details={"refused": str(exc)},
+            event_id=event.id,
+        )
+
+
+class EventRelay:
+    """Moves events from the outbox ``audit_events`` into the Merkle log."""
+
+    def __init__(
+        self,
+        writer: JournalWriter,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        interval: float = 1.0,
+        batch: int = 500,
+    ) -> None:
+        self.writer = writer
+        self.sessionmaker = sessionmaker
+        self.interval = interval
+        self.batch = batch
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._stopper = Stopper()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="journal-relay")
+
+    async def close(self) -> None:
+        self._stopper.stop()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.relay()
+            except JournalUnavailableError:
+                pass  # the writer logs it and recovers; the events wait in the outbox
+            except Exception as exc:  # keep relaying: the outbox keeps the events
+                logger.error("event relay failed: %r", exc)
+            if await self._stopper.sleep(self.interval):
+                return
+
+    async def relay(self) -> int:
+        """Append every pending event; how many were appended."""
+        async with self._lock:  # one relay at a time in a process (the timer, a caller)
+            total = 0
+            while True:
+                count = await self._relay_batch()
+                total += count
+                if count < self.batch:
+                    return total
+
+    async def _relay_batch(self) -> int:
+        async with self.sessionmaker() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                async with session.begin():  # rows locked: one relay per event, cluster-wide
+                    records = await self._pending(session, lock=True)
+                    indices = await self._append(records)
+                    await self._note(session, records, indices)
+                return len(records)
+            # SQLite: a read snapshot cannot become a write after other writes; two steps.
+            async with session.begin():
+                records = await self._pending(session, lock=False)
+            indices = await self._append(records)
+            async with session.begin():
+                await self._note(session, records, indices)
+            return len(records)
+
+    async def _pending(self, session: AsyncSession, *, lock: bool) -> list[EventRecord]:
+        query = (
+            select(Event).where(Event.journal_index.is_(None)).order_by(Event.id).limit(self.batch)
+        )
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return [event_record(event) for event in (await session.scalars(query)).all()]
+
+    async def _append(self, records: Sequence[EventRecord]) -> list[int]:
+        return list(await asyncio.gather(*(self.writer.append(r) for r in records)))
+
+    async def _note(
+        self, session: AsyncSession, records: Sequence[EventRecord], indices: list[int]
+    ) -> None:
+        for record, index in zip(records, indices, strict=True):
+            await session.execute(
+                update(Event)
+                .where(Event.id == record.event_id, Event.journal_index.is_(None))
+                .values(journal_index=index)
+            )
+
+
+class Journal:
+    """The journal as the app runs it: writer, integrity monitor, event relay.
+
+    - ``await journal.append(record)``: a :class:`CallRecord` (or event record), durable
+      on return; raises :class:`JournalUnavailableError` (503 930002) if the store fails.
+    - ``journal.ensure_serving()``: raises :class:`JournalIntegrityStop` while an
+      integrity breach is open, :class:`JournalUnavailableError` while the store fails;
+      both are 503 930002. ``journal.stopped`` is the integrity-stop flag alone.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: JournalStore,
+        writer: JournalWriter,
+        monitor: IntegrityMonitor,
+        relay: EventRelay | None,
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.monitor = monitor
+        self.relay = relay
+
+    @classmethod
+    async def open(
+        cls,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        store: JournalStore | None = None,
+        monitor_interval: float = 60.0,
+        relay_interval: float = 1.0,
+        checkpoint_interval: float = 10.0,
+    ) -> Journal:
+        """Start the journal of ``settings`` (``sessionmaker``: the main database, for
+        the events' outbox; without it no relay runs)."""
+        journal_store = store or JournalStore.for_settings(settings)
+        signer = keys.load_or_create_signer(settings)
+        writer = JournalWriter(journal_store, signer, checkpoint_interval=checkpoint_interval)
+        await writer.start()
+
+        async def on_breach(problem: Problem) -> None:
+            if sessionmaker is not None:
+                await _record_breach(sessionmaker, problem)
+
+        monitor = IntegrityMonitor(
+            journal_store, signer.verifier, interval=monitor_interval, on_breach=on_breach
+        )
+        await monitor.start()
+        relay = None
+        if sessionmaker is not None:
+            relay = EventRelay(writer, sessionmaker, interval=relay_interval)
+            await relay.start()
+        return cls(store=journal_store, writer=writer, monitor=monitor, relay=relay)
+
+    @property
+    def stopped(self) -> bool:
+        """The integrity stop (R-TR-2): no data may be served while it is set."""
+        return self.monitor.stopped
+
+    def ensure_serving(self) -> None:
+        """Raise the 503 930002 error when data must not be served now (R-TR-2)."""
+        if self.monitor.stopped:
+            raise JournalIntegrityStop(self.monitor.problem)
+        if not self.writer.available:
+            raise JournalUnavailableError("the journal store is unavailable")
+
+    async def append(self, record: CallRecord | EventRecord) -> int:
+        return await self.writer.append(record)
+
+    async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.close()
+        await self.monitor.close()
+        await self.writer.close()
+        await self.store.dispose()
+
+
+async def _record_breach(sessionmaker: async_sessionmaker[AsyncSession], problem: Problem) -> None:
+    try:
+        async with sessionmaker() as session, session.begin():
+            await record_event(
+                session=session,
+                tag=EventTag.AUDIT_JOURNAL_INTEGRITY_BREACH,
+                actor="system:integrity-monitor",
+                details={"code": problem.code, "index": problem.index, "problem": problem.message},
+            )
+    except Exception as exc:  # the alarm is stored in the journal store anyway
+        logger.error("could not record the breach event: %r", exc)

@@ -14,6 +14,7 @@ class EventTag(enum.StrEnum):
     CONSUMERS_TELESERVICE_SUSPENDED = "consumers:teleservice:suspended"
     CONSUMERS_TELESERVICE_RESUMED = "consumers:teleservice:resumed"
     CONSUMERS_TELESERVICE_REVOKED = "consumers:teleservice:revoked"
+    CONSUMERS_TELESERVICE_QUOTA_DECIDED = "consumers:teleservice:quota_decided"
     OAUTH_CLIENT_AUTHENTICATION_FAILED = "oauth:client:authentication_failed"
     OAUTH_KEY_CREATED = "oauth:key:created"
     OAUTH_KEY_ROTATED = "oauth:key:rotated"
@@ -21,3 +22,7 @@ class EventTag(enum.StrEnum):
     OAUTH_TOKEN_REFUSED = "oauth:token:refused"  # noqa: S105 - a tag, not a secret
     OAUTH_TOKEN_REVOKED = "oauth:token:revoked"  # noqa: S105 - a tag, not a secret
     CONSUMERS_TELESERVICE_CERTIFICATES_REPLACED = "consumers:teleservice:certificates_replaced"
+    AUDIT_JOURNAL_INTEGRITY_BREACH = "audit:journal:integrity_breach"
+    AUDIT_JOURNAL_RESUMED = "audit:journal:resumed"
+    AUDIT_JOURNAL_EXPORTED = "audit:journal:exported"
+    AUDIT_JOURNAL_PURGED = "audit:journal:purged"

@@ -18,9 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ensu import db
 from ensu.config import Environment, get_settings
 from ensu.consumers import dev
+from ensu.consumers import quota as quotas
 from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod, TeleserviceStatus
-from ensu.consumers.schemas import FAMILIES, CertificateRef, CreatedTeleservice, TeleserviceView
+from ensu.consumers.schemas import (
+    DEFAULT_QUOTAS,
+    FAMILIES,
+    CertificateRef,
+    CreatedTeleservice,
+    TeleserviceView,
+)
 
 app = typer.Typer(help="Consumers: organisations and their téléservices.", no_args_is_help=True)
 console = Console()
@@ -126,6 +133,13 @@ def create(
     ] = None,
 ) -> None:
     """Create a téléservice; prints its client_id, ID_Teleservice and secret (once)."""
+    if quota is not None and quota > DEFAULT_QUOTAS[environment]:
+        # R-Q-2: above the default only through a recorded, justified decision.
+        raise typer.BadParameter(
+            f"above {DEFAULT_QUOTAS[environment]}/minute a quota needs a justified decision:"
+            " create the téléservice at the default, then run `ensu consumers quota`",
+            param_hint="--quota",
+        )
     refs = _certificates(certificate or [], thumbprint or [], subject)
 
     async def work(session: AsyncSession) -> CreatedTeleservice:
@@ -307,3 +321,128 @@ def ensure_dev() -> None:
             f"{consumer.stem}: client_id {consumer.client_id}, "
             f"ID_Teleservice {consumer.id_teleservice} — {outcome.value}"
         )
+
+
+# -- quota decisions (R-Q-2) -------------------------------------------------------------
+
+#: The CLI options of the justification fields, for the refusal's message.
+JUSTIFICATION_OPTIONS = {
+    "load_peaks": "--peaks",
+    "files_count": "--files",
+    "periodicity": "--periodicity",
+}
+
+
+def _decide_quota(
+    identifier: str, per_minute: int, decided_by: str, reasons: quotas.QuotaJustification
+) -> None:
+    async def work(session: AsyncSession) -> quotas.QuotaDecisionView:
+        view = await _find(session, identifier)
+        try:
+            return await quotas.decide_quota(
+                session=session,
+                id_teleservice=view.id_teleservice,
+                per_minute=per_minute,
+                decided_by=decided_by,
+                justification=reasons,
+                actor=actor(),
+            )
+        except quotas.JustificationMissing as exc:
+            options = " ".join(JUSTIFICATION_OPTIONS[name] for name in exc.missing)
+            raise consumers.InvalidConsumerData(f"{exc}; missing options: {options}") from None
+
+    decision = run(work)
+    console.print(
+        f"{decision.id_teleservice}: quota {decision.previous_per_minute} → "
+        f"{decision.per_minute} calls/minute (default {decision.default_per_minute}), "
+        f"decided by {decision.decided_by}"
+    )
+
+
+def _justification(reasons: quotas.QuotaJustification) -> str:
+    if reasons.missing() == list(quotas.JUSTIFICATION_FIELDS):
+        return "—"
+    files = str(reasons.files_count) if reasons.files_count is not None else "—"
+    return (
+        f"pics de charge: {reasons.load_peaks or '—'}\n"
+        f"nombre de dossiers: {files}\n"
+        f"périodicité: {reasons.periodicity or '—'}"
+    )
+
+
+def _history_table(view: TeleserviceView, decisions: list[quotas.QuotaDecisionView]) -> Table:
+    table = Table(
+        title=f"{view.id_teleservice}: {view.quota_per_minute} calls/minute, "
+        f"{len(decisions)} decision(s)",
+        show_lines=True,
+    )
+    table.add_column("decided (UTC)", no_wrap=True)
+    table.add_column("quota", no_wrap=True)
+    table.add_column("decided by / recorded by", overflow="fold")
+    table.add_column("justification", overflow="fold")
+    for decision in decisions:
+        table.add_row(
+            decision.decided_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+            f"{decision.previous_per_minute} → {decision.per_minute}",
+            f"{decision.decided_by}\n{decision.recorded_by}",
+            _justification(decision.justification),
+        )
+    return table
+
+
+def _show_quota_history(identifier: str) -> None:
+    async def work(
+        session: AsyncSession,
+    ) -> tuple[TeleserviceView, list[quotas.QuotaDecisionView]]:
+        view = await _find(session, identifier)
+        history = await quotas.quota_history(session=session, id_teleservice=view.id_teleservice)
+        return view, history
+
+    view, history = run(work)
+    console.print(_history_table(view, history))
+
+
+@app.command()
+def quota(
+    identifier: Identifier,
+    *,
+    per_minute: Annotated[
+        int | None,
+        typer.Option(min=1, max=quotas.MAX_PER_MINUTE, help="The new quota, calls per minute."),
+    ] = None,
+    decided_by: Annotated[
+        str | None, typer.Option(help="Who decided, at the producer (name and role).")
+    ] = None,
+    peaks: Annotated[
+        str | None, typer.Option(help="Pics de charge: when the calls peak, how high.")
+    ] = None,
+    files: Annotated[
+        int | None, typer.Option(min=1, help="Nombre de dossiers the use case processes.")
+    ] = None,
+    periodicity: Annotated[
+        str | None, typer.Option(help="Périodicité: when the calls happen (daily, monthly…).")
+    ] = None,
+    history: Annotated[bool, typer.Option("--history", help="List the decisions.")] = False,
+) -> None:
+    """Decide a téléservice's quota (R-Q-2), or list its decisions.
+
+    Above the environment's default (500/min in production, 50 in the sandbox) the
+    decision needs --peaks, --files and --periodicity. Without --per-minute, lists the
+    decisions (as --history does).
+    """
+    if per_minute is None:
+        if any(value is not None for value in (decided_by, peaks, files, periodicity)):
+            errors.print("[red]error:[/red] give --per-minute N to decide a quota")
+            raise typer.Exit(2)
+        _show_quota_history(identifier)
+        return
+    if history:
+        errors.print("[red]error:[/red] --history lists decisions: it takes no --per-minute")
+        raise typer.Exit(2)
+    if decided_by is None or not decided_by.strip():
+        errors.print("[red]error:[/red] --decided-by is required: who decided this quota")
+        raise typer.Exit(2)
+    reasons = quotas.QuotaJustification(
+        load_peaks=peaks, files_count=files, periodicity=periodicity
+    )
+    _decide_quota(identifier, per_minute, decided_by, reasons)

@@ -122,3 +122,35 @@ class TeleserviceCertificate(Base):
     teleservice_id: Mapped[int] = mapped_column(ForeignKey("teleservices.id", ondelete="CASCADE"))
     thumbprint: Mapped[str] = mapped_column(String(43), index=True)
     subject: Mapped[str] = mapped_column(String(1024))
+
+
+class QuotaDecisionRecord(Base):
+    """A producer's decision on a téléservice's quota, with its justification (R-Q-2).
+
+    Append-only: the téléservice's ``quota_per_minute`` is the last decision's value. A
+    quota above the environment's default needs the three justification fields.
+    """
+
+    __tablename__ = "quota_decisions"
+    __table_args__ = (
+        CheckConstraint("per_minute > 0", name="per_minute_positive"),
+        CheckConstraint("files_count IS NULL OR files_count > 0", name="files_count_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    teleservice_id: Mapped[int] = mapped_column(
+        ForeignKey("teleservices.id", ondelete="CASCADE"), index=True
+    )
+    previous_per_minute: Mapped[int] = mapped_column(Integer)
+    per_minute: Mapped[int] = mapped_column(Integer)
+    #: Pics de charge: when and how high the calls peak.
+    load_peaks: Mapped[str | None] = mapped_column(Text)
+    #: Nombre de dossiers: how many files the use case processes.
+    files_count: Mapped[int | None] = mapped_column(Integer)
+    #: Périodicité: when the calls happen (daily batch, monthly campaign …).
+    periodicity: Mapped[str | None] = mapped_column(Text)
+    #: The producer's decider (name, role), as the decision states it.
+    decided_by: Mapped[str] = mapped_column(String(200))
+    #: Who recorded it (``cli:user``).
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -25,7 +25,7 @@ from ensu.documents.schemas import (
     Problem,
 )
 from ensu.errors import PROBLEM_JSON, NotFound
-from ensu.gateway.caller import CallerDep
+from ensu.gateway.caller import CallerDep, trace_of
 
 PREFIX = "/ensudocuments/v1"
 JSON = "application/json"
@@ -253,8 +253,12 @@ async def list_documents(request: Request, caller: CallerDep) -> Response:
     query = queries.parse_list(
         request.query_params, perimeter=caller.perimeter, catalogue=frozenset(catalogue)
     )
+    trace = trace_of(request.scope)
+    trace.siren, trace.idsp = query.siren, query.idsp
     async with request.app.state.sessionmaker() as session:
         records, total = await documents.list_documents(session=session, query=query)
+    trace.document_codes = tuple(r.document.code for r in records)
+    trace.document_ids = tuple(r.document.idensua for r in records)
     return _json(
         {
             "documents": [_render(r, catalogue[r.document.code]) for r in records],
@@ -280,6 +284,9 @@ async def _one(request: Request, caller: CallerDep) -> documents.DocumentRecord:
         )
     if record is None:
         raise NotFound(reason="absent_or_outside_perimeter")
+    trace = trace_of(request.scope)
+    trace.siren, trace.idsp = record.siren, record.idsp
+    trace.document_codes, trace.document_ids = (record.document.code,), (record.document.idensua,)
     return record
 
 

@@ -14,6 +14,26 @@ from ensu.gateway.mtls import ClientCertificate
 from ensu.oauth.tokens import AccessClaims
 
 SCOPE_KEY = "ensu.caller"
+TRACE_KEY = "ensu.trace"
+
+
+@dataclass(slots=True)
+class Trace:
+    """What the journal record of a call says beyond the caller (R-TR-1): the routes
+    fill in the subject and the documents they served, the error handler the reason."""
+
+    siren: str | None = None
+    idsp: str | None = None
+    document_codes: tuple[str, ...] = ()
+    document_ids: tuple[str, ...] = ()
+    reason: str = "ok"
+    error_code: str | None = None
+
+
+def trace_of(scope: Mapping[str, Any]) -> Trace:
+    """The call's trace; a throwaway one outside the gateway (nothing journals it)."""
+    trace = scope.get(TRACE_KEY)
+    return trace if isinstance(trace, Trace) else Trace()
 
 
 @dataclass(frozen=True, slots=True)

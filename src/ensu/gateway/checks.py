@@ -3,8 +3,8 @@
 Each check reads what the previous ones established on the :class:`Attempt` and either
 adds its own finding or raises the contract's error; the chain stops at the first
 failure and no data is exchanged (R-GW-1 to R-GW-6). The order is the terms' order:
-certificate, IP, technical identifier, token, rights (then, with the quota issue,
-quota); header validation (``X-Correlation-ID``) comes after the identity checks.
+certificate, IP, technical identifier, token, rights, quota; header validation
+(``X-Correlation-ID``) comes after the identity checks.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import datetime as dt
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ensu.config import Settings
@@ -29,6 +29,7 @@ from ensu.errors import (
     TokenMissing,
 )
 from ensu.gateway.mtls import ClientCertificate, client_ip, presented_certificate
+from ensu.gateway.quota import QuotaCheck, QuotaCounter, QuotaDecision
 from ensu.oauth.tokens import AccessClaims, TokenError, binding_matches
 
 
@@ -40,6 +41,9 @@ class Authority(Protocol):
     async def verify_token(self, token: str, now: float) -> AccessClaims: ...
 
     async def is_revoked(self, jwt_id: str) -> bool: ...
+
+    @property
+    def quota_counter(self) -> QuotaCounter: ...
 
 
 @dataclass(slots=True)
@@ -57,7 +61,7 @@ class Attempt:
     teleservice: TeleserviceView | None = None
     claims: AccessClaims | None = None
     correlation_id: str | None = None
-    notes: dict[str, str] = field(default_factory=dict)
+    quota: QuotaDecision | None = None
 
 
 class Check(Protocol):
@@ -203,12 +207,13 @@ def valid_correlation_id(raw: bytes | None) -> str | None:
     return raw.decode("ascii")
 
 
-#: The chain, in the order of the terms. The quota check joins at the end (R-Q-1).
+#: The chain, in the order of the terms (CGU §4, §9.2).
 CHAIN: tuple[Check, ...] = (
     CertificateCheck(),
     IPCheck(),
     TeleserviceCheck(),
     TokenCheck(),
     RightsCheck(),
+    QuotaCheck(),
     CorrelationIdCheck(),
 )

@@ -19,14 +19,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ensu.audit.records import CallRecord, Decision
+from ensu.audit.service import Journal
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.schemas import TeleserviceView
 from ensu.documents.service import Perimeter
-from ensu.errors import PROBLEM_JSON, EnsuError
+from ensu.errors import PROBLEM_JSON, EnsuError, JournalUnavailable
 from ensu.gateway.cache import TTLCache
-from ensu.gateway.caller import SCOPE_KEY, Caller
+from ensu.gateway.caller import SCOPE_KEY, TRACE_KEY, Caller, Trace
 from ensu.gateway.checks import CHAIN, Attempt, valid_correlation_id
+from ensu.gateway.quota import QuotaCounter, ratelimit_headers
+from ensu.gateway.quota_backends import make_counter
 from ensu.oauth import service as oauth
 from ensu.oauth import tokens
 from ensu.oauth.keys import KeyRing
@@ -51,6 +55,7 @@ class StoreAuthority:
         self.views: TTLCache[str, tuple[TeleserviceView, ...]] = TTLCache(ttl=VIEW_TTL_SECONDS)
         self.claims: dict[str, tokens.AccessClaims] = {}
         self.revoked: TTLCache[str, bool] = TTLCache(ttl=VIEW_TTL_SECONDS)
+        self.quota_counter: QuotaCounter = make_counter(settings)
 
     async def teleservices_for(self, thumbprint: str) -> tuple[TeleserviceView, ...]:
         views = self.views.get(thumbprint)
@@ -124,7 +129,10 @@ def _caller(attempt: Attempt) -> Caller:
 
 
 class Gateway:
-    """Pure ASGI layer: the access chain before any route under the API prefix."""
+    """Pure ASGI layer: the access chain before any route under the API prefix, and the
+    journal record of every call written durably before its response leaves (R-TR-1,
+    R-TR-2): refusals included; if the record cannot be written, the answer is 503
+    930002 instead, and no data byte leaves."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -140,6 +148,12 @@ class Gateway:
             await self.app(scope, receive, send)
             return
         state = scope["app"].state
+        journal: Journal = state.journal
+        try:
+            journal.ensure_serving()
+        except EnsuError as error:  # integrity stop or store down: nothing is served
+            await send_problem(send, error, correlation_id)
+            return
         attempt = Attempt(
             scope=scope,
             headers=headers,
@@ -152,11 +166,77 @@ class Gateway:
             for check in CHAIN:
                 await check(attempt)
         except EnsuError as error:
-            logger.info("refused %s: %s", scope["path"], error.reason)
-            await send_problem(send, error, correlation_id)
+            await _refuse(journal, attempt, error, send)
             return
+        trace = scope[TRACE_KEY] = Trace()
         scope[SCOPE_KEY] = _caller(attempt)
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _journaling(send, journal, attempt, trace))
+
+
+def _record(attempt: Attempt, trace: Trace, status: int) -> CallRecord:
+    """The journal record of ``attempt`` (R-TR-1): what the chain established, never a
+    token or a secret."""
+    view, scope = attempt.teleservice, attempt.scope
+    return CallRecord.from_request(
+        at=dt.datetime.fromtimestamp(attempt.now, dt.UTC),
+        consumer=view.organisation_siret if view else None,
+        id_teleservice=view.id_teleservice if view else None,
+        client_id=view.client_id if view else None,
+        thumbprint=attempt.certificate.thumbprint if attempt.certificate else None,
+        jti=attempt.claims.jwt_id if attempt.claims else None,
+        ip=attempt.ip,
+        correlation_id=attempt.correlation_id,
+        siren=trace.siren,
+        idsp=trace.idsp,
+        document_codes=trace.document_codes,
+        document_ids=trace.document_ids,
+        method=scope["method"],
+        route=bytes(scope["raw_path"])[:200].decode("ascii", "replace"),
+        decision=Decision.ALLOWED if status < 400 else Decision.REFUSED,
+        reason=trace.reason if status < 400 or trace.reason != "ok" else f"http_{status}",
+        status=status,
+        error_code=trace.error_code,
+    )
+
+
+async def _refuse(journal: Journal, attempt: Attempt, error: EnsuError, send: Send) -> None:
+    """Journal the refusal, then answer it (or 503 930002 if it cannot be journaled)."""
+    trace = Trace(reason=error.reason[:64], error_code=error.code)
+    try:
+        await journal.append(_record(attempt, trace, error.status))
+    except JournalUnavailable as unavailable:
+        error = unavailable
+    logger.info("refused %s: %s", attempt.scope["path"], error.reason)
+    extra = ratelimit_headers(attempt.quota) if attempt.quota else []
+    await send_problem(send, error, attempt.correlation_id, extra)
+
+
+def _journaling(send: Send, journal: Journal, attempt: Attempt, trace: Trace) -> Send:
+    """Hold the response start until the call's record is durably written."""
+    held: list[Message] = []
+    failed = False
+    extra = ratelimit_headers(attempt.quota) if attempt.quota else []
+
+    async def send_after_record(message: Message) -> None:
+        nonlocal failed
+        if failed:
+            return  # the 503 was sent instead: swallow the rest of the original body
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+            held.append(message)
+            return
+        if held:
+            start = held.pop()
+            try:
+                await journal.append(_record(attempt, trace, start["status"]))
+            except JournalUnavailable as error:
+                failed = True
+                await send_problem(send, error, attempt.correlation_id)
+                return
+            await send(start)
+        await send(message)
+
+    return send_after_record
 
 
 def _echoing(send: Send, correlation_id: str | None) -> Send:
@@ -172,13 +252,19 @@ def _echoing(send: Send, correlation_id: str | None) -> Send:
     return send_with_id
 
 
-async def send_problem(send: Send, error: EnsuError, correlation_id: str | None) -> None:
+async def send_problem(
+    send: Send,
+    error: EnsuError,
+    correlation_id: str | None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     """Answer with the problem document of ``error`` (the contract's error form)."""
     body = error.body(correlation_id=correlation_id)
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
+        *(extra or ()),
     ]
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers().items()]
     if error.status == 401:

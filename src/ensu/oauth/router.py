@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.config import Settings
@@ -273,10 +273,14 @@ async def revoke(request: Request) -> Response:
     return await _guarded(request, "revoke", handler)
 
 
-class JWKSetResponse(Response):
-    """RFC 7517 §8.5's media type, so that the OpenAPI document says what is sent."""
+class JWKSetResponse(JSONResponse):
+    """RFC 7517 §8.5's media type, so that the OpenAPI document says what is sent (a JSON
+    response class, so that FastAPI describes the body with the model's schema)."""
 
     media_type = "application/jwk-set+json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 @router.get(
@@ -292,7 +296,7 @@ async def jwks(request: Request) -> Response:
             session=session, settings=_settings(request), now=dt.datetime.now(dt.UTC)
         )
     # Short caching: a rotated key stays published an hour, a new one must be seen soon.
-    return JWKSetResponse(orjson.dumps(document), headers={"Cache-Control": "public, max-age=60"})
+    return JWKSetResponse(document, headers={"Cache-Control": "public, max-age=60"})
 
 
 @router.get(

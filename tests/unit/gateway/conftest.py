@@ -196,6 +196,7 @@ async def _seed_consumers(sm: async_sessionmaker[AsyncSession]) -> None:
                 valid_from=dt.date(2020, 1, 1),
                 client_id=consumer.client_id,
                 id_teleservice=consumer.id_teleservice,
+                quota_per_minute=100_000,  # the matrix makes hundreds of calls a minute
                 actor="test",
             )
 

@@ -1,0 +1,42 @@
+"""Which quota counter the settings ask for (R-Q-1), built without any I/O."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ensu.config import Settings
+from ensu.gateway.quota import QuotaCounter
+from ensu.gateway.quota_postgres import PostgresCounter
+from ensu.gateway.quota_redis import RedisCounter
+from ensu.gateway.quota_sqlite import SQLiteCounter
+
+QuotaBackend = Literal["sqlite", "postgresql", "redis"]
+
+
+def backend_for(settings: Settings) -> QuotaBackend:
+    """The configured backend, else Redis when configured, else the database's kind."""
+    if settings.quota_backend is not None:
+        return settings.quota_backend
+    if settings.redis_url:
+        return "redis"
+    return "sqlite" if settings.is_sqlite else "postgresql"
+
+
+def make_counter(settings: Settings) -> QuotaCounter:
+    """The counter of ``settings``; no I/O here: connections open on the first hit.
+
+    Raises ``ValueError`` for a backend the settings cannot serve (Redis without
+    ``redis_url``, PostgreSQL on a SQLite database), so the app refuses to start.
+    """
+    backend = backend_for(settings)
+    if backend == "redis":
+        if not settings.redis_url:
+            raise ValueError("ENSU_QUOTA_BACKEND=redis needs ENSU_REDIS_URL")
+        return RedisCounter.from_url(
+            settings.redis_url, prefix=f"ensu:{settings.environment.value}:quota:"
+        )
+    if backend == "postgresql":
+        if settings.is_sqlite:
+            raise ValueError("ENSU_QUOTA_BACKEND=postgresql needs a PostgreSQL database_url")
+        return PostgresCounter.from_url(settings.database_url)
+    return SQLiteCounter(settings.var_dir / "quota.db")

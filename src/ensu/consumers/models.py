@@ -18,7 +18,6 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
-    Enum,
     ForeignKey,
     Integer,
     String,
@@ -28,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ensu.config import Environment
-from ensu.db import Base
+from ensu.db import Base, string_enum
 
 
 class TeleserviceStatus(enum.StrEnum):
@@ -45,17 +44,6 @@ class AuthMethod(enum.StrEnum):
     TLS_CLIENT_AUTH = "tls_client_auth"  # RFC 8705 §2.1
     #: RFC 6749 §2.3.1, plus the certificate (the value names a method, not a password).
     CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105
-
-
-def _string_enum(enum_class: type[enum.StrEnum], length: int) -> Enum:
-    """A VARCHAR holding the enum's values, checked on write (no native enum types)."""
-    return Enum(
-        enum_class,
-        native_enum=False,
-        length=length,
-        validate_strings=True,
-        values_callable=lambda members: [member.value for member in members],
-    )
 
 
 class Organisation(Base):
@@ -88,11 +76,11 @@ class Teleservice(Base):
         ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    environment: Mapped[Environment] = mapped_column(_string_enum(Environment, 16))
-    status: Mapped[TeleserviceStatus] = mapped_column(_string_enum(TeleserviceStatus, 16))
+    environment: Mapped[Environment] = mapped_column(string_enum(Environment, 16))
+    status: Mapped[TeleserviceStatus] = mapped_column(string_enum(TeleserviceStatus, 16))
     valid_from: Mapped[dt.date] = mapped_column(Date)
     valid_until: Mapped[dt.date | None] = mapped_column(Date)
-    auth_method: Mapped[AuthMethod] = mapped_column(_string_enum(AuthMethod, 32))
+    auth_method: Mapped[AuthMethod] = mapped_column(string_enum(AuthMethod, 32))
     #: ``scrypt$n$r$p$salt$hash`` (see ``ensu.consumers.credentials``); never the secret.
     client_secret_hash: Mapped[str | None] = mapped_column(String(160))
     quota_per_minute: Mapped[int] = mapped_column(Integer)

@@ -16,7 +16,6 @@ import enum
 from sqlalchemy import (
     CheckConstraint,
     Date,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -25,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ensu.db import Base
+from ensu.db import Base, string_enum
 
 
 class Family(enum.StrEnum):
@@ -47,26 +46,15 @@ class Periodicity(enum.StrEnum):
     PONCTUELLE = "ponctuelle"
 
 
-def _string_enum(enum_class: type[enum.StrEnum], length: int) -> Enum:
-    """A VARCHAR holding the enum's *values* (the contract's words), checked on write."""
-    return Enum(
-        enum_class,
-        native_enum=False,
-        length=length,
-        validate_strings=True,
-        values_callable=lambda members: [member.value for member in members],
-    )
-
-
 class DocumentCode(Base):
     """One entry of the published catalogue (R-DATA-1)."""
 
     __tablename__ = "document_codes"
 
     code: Mapped[str] = mapped_column(String(16), primary_key=True)
-    famille: Mapped[Family] = mapped_column(_string_enum(Family, 24))
+    famille: Mapped[Family] = mapped_column(string_enum(Family, 24))
     libelle: Mapped[str] = mapped_column(String(200))
-    periodicite: Mapped[Periodicity] = mapped_column(_string_enum(Periodicity, 16))
+    periodicite: Mapped[Periodicity] = mapped_column(string_enum(Periodicity, 16))
 
 
 class Subject(Base):

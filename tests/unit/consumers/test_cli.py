@@ -143,3 +143,15 @@ def test_database_not_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         get_settings.cache_clear()
     assert result.exit_code == 1
     assert "ensu db upgrade" in result.output
+
+
+def test_create_refuses_a_quota_above_the_default(run: Invoke, tmp_path: Path) -> None:
+    """R-Q-2: above 50/minute in the sandbox only through a justified decision."""
+    pem = tmp_path / "client.pem"
+    pem.write_text(make_certificate("quota").pem)
+    refused = _create(run, pem, "--quota", "51")
+    assert refused.exit_code != 0
+    assert "ensu consumers quota" in refused.output
+    assert run("consumers", "list").output.count("Aides") == 0  # nothing was created
+    accepted = _create(run, pem, "--quota", "50")
+    assert accepted.exit_code == 0, accepted.output

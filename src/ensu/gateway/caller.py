@@ -56,7 +56,8 @@ def caller_of(scope: Mapping[str, Any]) -> Caller:
     return caller
 
 
-def _current_caller(request: Request) -> Caller:
+async def _current_caller(request: Request) -> Caller:
+    # async: a plain def dependency would cost a thread-pool hop on every request
     return caller_of(request.scope)
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -191,12 +193,24 @@ def _record(attempt: Attempt, trace: Trace, status: int) -> CallRecord:
         document_codes=trace.document_codes,
         document_ids=trace.document_ids,
         method=scope["method"],
-        route=bytes(scope["raw_path"])[:200].decode("ascii", "replace"),
+        route=_route(scope),
         decision=Decision.ALLOWED if status < 400 else Decision.REFUSED,
         reason=trace.reason if status < 400 or trace.reason != "ok" else f"http_{status}",
         status=status,
         error_code=trace.error_code,
     )
+
+
+_PRINTABLE = re.compile(rb"[!-~]*")
+
+
+def _route(scope: Mapping[str, Any]) -> str:
+    """The request target's path as the journal takes it: printable ASCII, 200 at most;
+    other bytes percent-encoded, so that no path, however odd, loses its record."""
+    raw = bytes(scope.get("raw_path") or scope["path"].encode())[:200]
+    if _PRINTABLE.fullmatch(raw):
+        return raw.decode("ascii")
+    return "".join(chr(b) if 0x21 <= b <= 0x7E else f"%{b:02X}" for b in raw)[:200]
 
 
 async def _refuse(journal: Journal, attempt: Attempt, error: EnsuError, send: Send) -> None:

@@ -95,3 +95,14 @@ async def test_a_tampered_journal_stops_the_data(world: World) -> None:
     response = await world.get(f"{PREFIX}/codesDocuments", "A")
     assert response.status_code == 503
     assert response.json()["code"] == "930002"
+
+
+def test_odd_paths_keep_their_record() -> None:
+    from ensu.gateway.layer import _route  # noqa: PLC0415 - a private helper under test
+
+    assert _route({"raw_path": b"/ensudocuments/v1/documents", "path": ""}) == (
+        "/ensudocuments/v1/documents"
+    )
+    assert _route({"raw_path": b"/a\xc3\xa9 b", "path": ""}) == "/a%C3%A9%20b"
+    assert len(_route({"raw_path": b"/" + b"x" * 500, "path": ""})) == 200
+    assert _route({"path": "/only-path"}) == "/only-path"

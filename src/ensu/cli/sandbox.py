@@ -6,7 +6,9 @@ import asyncio
 import datetime as dt
 import getpass
 import os
-from typing import TYPE_CHECKING, Annotated
+import signal
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +28,8 @@ from ensu.sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
     from ensu.sandbox.service import GenerationOptions, GenerationReport
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Fictive data for the sandbox (bac à sable): subjects, documents and their PDFs.",
@@ -130,11 +134,26 @@ def _run_with_progress(settings: Settings, options: GenerationOptions) -> Genera
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        return asyncio.run(
-            service.generate(
-                settings=settings, options=options, on_progress=advance, actor=_actor()
-            )
+        generation = service.generate(
+            settings=settings, options=options, on_progress=advance, actor=_actor()
         )
+        return asyncio.run(_stoppable(generation))
+
+
+async def _stoppable(generation: Coroutine[Any, Any, T]) -> T:
+    """Run ``generation``; SIGTERM stops it like Ctrl-C, so that the worker pool is shut
+    down (a plain SIGTERM would leave the workers orphaned) and the rows written so far
+    are kept for the next, idempotent, run.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(generation)
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _print_report(options: GenerationOptions, report: GenerationReport) -> None:

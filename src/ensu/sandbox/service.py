@@ -157,11 +157,13 @@ class _Run:
         self.progress = lambda: on_progress(self.done, total)
         self.progress()
         planned = (doc for subject in subjects for doc in self.plan.documents(subject))
-        if fonts is None:
-            await self._placeholders(self._absent(planned))
-        else:
-            await self._render(self._absent(planned), fonts)
-        await self._flush()
+        try:
+            if fonts is None:
+                await self._placeholders(self._absent(planned))
+            else:
+                await self._render(self._absent(planned), fonts)
+        finally:
+            await self._flush()  # interrupted too: what is rendered is kept
         return await self._finish(subjects_before, documents_before, total)
 
     async def _absent(self, planned: Iterable[DocumentPlan]) -> AsyncIterator[Chunk]:
@@ -230,6 +232,8 @@ class _Run:
             await self._flush()
 
     async def _flush(self) -> None:
+        if not self.rows:
+            return
         rows, self.rows = self.rows, []
         async with db.session_scope(self.sessionmaker) as session:
             await store.insert_documents(session=session, rows=rows)

@@ -219,3 +219,25 @@ async def test_a_missing_font_fails_before_anything_is_written(tmp_path: Path) -
         await service.generate(settings=settings, options=OPTIONS)
     assert await _query(settings, select(Subject.id)) == []
     assert await service.document_count(settings=settings) == 0
+
+
+class _Stop(Exception):
+    pass
+
+
+async def test_an_interrupted_run_keeps_its_rows_and_the_next_run_completes(
+    tmp_path: Path,
+) -> None:
+    """Rows of the PDFs already rendered are written even when the run stops midway."""
+    settings = await _settings(tmp_path, "var")
+
+    def stop_midway(done: int, total: int) -> None:
+        if done and done >= total // 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        await service.generate(settings=settings, options=OPTIONS, on_progress=stop_midway)
+    kept = await service.document_count(settings=settings)
+    report = await service.generate(settings=settings, options=OPTIONS)
+    assert 0 < kept < report.documents_planned
+    assert report.rendered == report.documents_added == report.documents_planned - kept

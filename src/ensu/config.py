@@ -76,7 +76,6 @@ class Settings(BaseSettings):
     #: R-TR-4: how long the journal keeps the records of the exchanges (calls), in days.
     journal_retention_days: int = Field(default=365, ge=1)
     pdf_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-    pdf_font_bold: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 
     @model_validator(mode="before")
     @classmethod

@@ -589,23 +589,6 @@ def _verdict(
 # --- The import -----------------------------------------------------------------------
 
 
-def _document_row(subject: int, row: CheckedRow) -> Document:
-    """The ``documents`` row of a checked row (``add_document`` does the same, one by one)."""
-    doc = row.document
-    return Document(
-        subject_id=subject,
-        code=doc.code,
-        periode_debut=doc.periode_debut,
-        periode_fin=doc.periode_fin,
-        date_emission=doc.date_emission,
-        sha256=doc.sha256,
-        taille=doc.taille,
-        idensua=doc.idensua,
-        docdistrib=doc.docdistrib,
-        doccfs=doc.doccfs,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """A rejected row: its file line, every reason, and its values as read."""
@@ -791,7 +774,10 @@ class _Import:
         try:
             async with self.sessionmaker() as session, session.begin():
                 subjects = await self._subjects(session, rows)
-                session.add_all(_document_row(subjects[_subject_key(r)], r) for r in rows)
+                session.add_all(
+                    documents.document_row(subject=subjects[_subject_key(r)], document=r.document)
+                    for r in rows
+                )
         except IntegrityError:
             await self._insert_one_by_one(rows)
             return

@@ -87,17 +87,9 @@ async def find_by_natural_key(
     )
 
 
-async def add_document(
-    *, session: AsyncSession, subject: int, document: NewDocument
-) -> tuple[Document, bool]:
-    """Insert ``document`` unless it exists; returns the row and whether it was created.
-
-    The blob must already be in the store: a row never points at missing content.
-    """
-    existing = await find_by_natural_key(session=session, subject=subject, document=document)
-    if existing is not None:
-        return existing, False
-    row = Document(
+def document_row(*, subject: int, document: NewDocument) -> Document:
+    """The ``documents`` row of ``document`` for ``subject`` (one place, for every writer)."""
+    return Document(
         subject_id=subject,
         code=document.code,
         periode_debut=document.periode_debut,
@@ -109,6 +101,19 @@ async def add_document(
         docdistrib=document.docdistrib,
         doccfs=document.doccfs,
     )
+
+
+async def add_document(
+    *, session: AsyncSession, subject: int, document: NewDocument
+) -> tuple[Document, bool]:
+    """Insert ``document`` unless it exists; returns the row and whether it was created.
+
+    The blob must already be in the store: a row never points at missing content.
+    """
+    existing = await find_by_natural_key(session=session, subject=subject, document=document)
+    if existing is not None:
+        return existing, False
+    row = document_row(subject=subject, document=document)
     session.add(row)
     await session.flush()
     return row, True

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     #: R-TR-4: how long the journal keeps the records of the exchanges (calls), in days.
     journal_retention_days: int = Field(default=365, ge=1)
     pdf_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    #: Calls in the access chain at once per process; beyond, shed with 503 930005.
+    max_in_flight: int = Field(default=256, ge=1)
+    #: Bound on a database or Redis round trip on the hot path (connect, query), seconds:
+    #: past it the call is refused with a 503 instead of hanging.
+    store_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @model_validator(mode="before")
     @classmethod

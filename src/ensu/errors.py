@@ -167,5 +167,27 @@ class CounterUnavailable(EnsuError):
         return {"Retry-After": "10"}
 
 
+class StoreUnavailable(EnsuError):
+    """The database did not answer in time or at all: a bounded, structured refusal
+    instead of a hung request or an unstructured 500 (our own code, like 930003)."""
+
+    status, code, title = 503, "930004", "Service indisponible"
+    default_detail = "La base de données est momentanément indisponible."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+class Overloaded(EnsuError):
+    """More calls in flight than the instance serves well: shed at once, before any
+    work, rather than answered late or timed out (our own code)."""
+
+    status, code, title = 503, "930005", "Service surchargé"
+    default_detail = "Le service reçoit plus d'appels qu'il ne peut en traiter ; réessayez."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class InternalError(EnsuError):
     pass

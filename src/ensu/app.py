@@ -20,6 +20,7 @@ from ensu.audit.service import Journal
 from ensu.config import Settings, get_settings
 from ensu.documents import catalogue
 from ensu.documents import service as documents
+from ensu.documents.reader import make_reader
 from ensu.documents.router import router as documents_router
 from ensu.errors import PROBLEM_JSON, EnsuError, InternalError, InvalidParameter
 from ensu.gateway.caller import trace_of
@@ -46,13 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.blob_store = documents.make_blob_store(
             settings=settings, sessionmaker=sessionmaker
         )
+        app.state.document_reader = make_reader(engine, timeout=settings.store_timeout_seconds)
         app.state.authority = StoreAuthority(settings=settings, sessionmaker=sessionmaker)
+        await app.state.authority.start()
         app.state.journal = await Journal.open(settings=settings, sessionmaker=sessionmaker)
         try:
             yield
         finally:
             await app.state.journal.close()
-            await app.state.authority.quota_counter.aclose()
+            await app.state.authority.close()
+            app.state.document_reader.close()
             await engine.dispose()
 
     app = FastAPI(

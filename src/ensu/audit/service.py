@@ -252,6 +252,10 @@ class Journal:
     async def append(self, record: CallRecord | EventRecord) -> int:
         return await self.writer.append(record)
 
+    def enqueue(self, record: CallRecord | EventRecord) -> bool:
+        """Journal ``record`` without waiting for its commit (see the writer)."""
+        return self.writer.enqueue(record)
+
     async def close(self) -> None:
         if self.relay is not None:
             await self.relay.close()

@@ -113,6 +113,11 @@ async def checkpoint_now(
     return checkpoint
 
 
+def _retrieve(future: asyncio.Future[int]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: a failure is logged by the writer already
+
+
 class JournalWriter:
     """Appends records durably, many per commit; see the module docstring."""
 
@@ -210,6 +215,17 @@ class JournalWriter:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Append(row, future))
         return await future
+
+    def enqueue(self, record: CallRecord | EventRecord) -> bool:
+        """Queue ``record`` for the next commit without waiting for it; False if the
+        writer refuses appends now. For a call shed under overload: its refusal carries
+        no data, so it need not wait for the disk, but it is journaled all the same."""
+        if not self.available:
+            return False
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        self._queue.put_nowait(_Append(leaf_row(record), future))
+        return True
 
     async def checkpoint(self) -> StoredCheckpoint:
         """A signed checkpoint covering every record appended before this call."""

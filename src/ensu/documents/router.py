@@ -255,8 +255,9 @@ async def list_documents(request: Request, caller: CallerDep) -> Response:
     )
     trace = trace_of(request.scope)
     trace.siren, trace.idsp = query.siren, query.idsp
-    async with request.app.state.sessionmaker() as session:
-        records, total = await documents.list_documents(session=session, query=query)
+    records, total = await documents.list_documents(
+        reader=request.app.state.document_reader, query=query
+    )
     trace.document_codes = tuple(r.document.code for r in records)
     trace.document_ids = tuple(r.document.idensua for r in records)
     return _json(
@@ -278,10 +279,12 @@ async def _one(request: Request, caller: CallerDep) -> documents.DocumentRecord:
     queries.refuse_unknown(request.query_params, frozenset())
     identifier = request.path_params["identifiant"]
     parsed = queries.parse_identifier(request.path_params["typeIdentifiant"], identifier)
-    async with request.app.state.sessionmaker() as session:
-        record = await documents.get_document(
-            session=session, kind=parsed, identifier=identifier, perimeter=caller.perimeter
-        )
+    record = await documents.get_document(
+        reader=request.app.state.document_reader,
+        kind=parsed,
+        identifier=identifier,
+        perimeter=caller.perimeter,
+    )
     if record is None:
         raise NotFound(reason="absent_or_outside_perimeter")
     trace = trace_of(request.scope)

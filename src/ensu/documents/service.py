@@ -10,13 +10,14 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
 from ensu.config import BlobBackend, Settings
 from ensu.documents.models import Document, Subject
+from ensu.documents.reader import DocumentMeta, DocumentReader, PageFilter
 from ensu.documents.storage import (
     BlobIntegrityError,
     BlobStore,
@@ -123,7 +124,7 @@ async def read_content(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
     store: BlobStore,
-    document: Document,
+    document: DocumentMeta | Document,
     actor: str,
 ) -> bytes:
     """The document's verified PDF; a hash mismatch is an alert and serves nothing.
@@ -168,7 +169,7 @@ class Perimeter:
 class DocumentRecord:
     """A document's metadata with its subject's identifier, as the routes render it."""
 
-    document: Document
+    document: DocumentMeta
     siren: str | None
     idsp: str | None
 
@@ -181,30 +182,17 @@ class IdentifierKind(enum.StrEnum):
     DOCCFS = "DOCCFS"
 
 
-_IDENTIFIER_COLUMNS = {
-    IdentifierKind.IDENSUA: Document.idensua,
-    IdentifierKind.DOCDISTRIB: Document.docdistrib,
-    IdentifierKind.DOCCFS: Document.doccfs,
-}
-
-
 async def get_document(
-    *, session: AsyncSession, kind: IdentifierKind, identifier: str, perimeter: Perimeter
+    *, reader: DocumentReader, kind: IdentifierKind, identifier: str, perimeter: Perimeter
 ) -> DocumentRecord | None:
     """The document so identified, or ``None`` when absent *or* outside the perimeter.
 
     The two cases are deliberately indistinguishable to the caller (R-GW-6).
     """
-    row = (
-        await session.execute(
-            select(Document, Subject.siren, Subject.idsp)
-            .join(Subject, Subject.id == Document.subject_id)
-            .where(_IDENTIFIER_COLUMNS[kind] == identifier)
-        )
-    ).first()
-    if row is None:
+    found = await reader.one(kind.value, identifier)
+    if found is None:
         return None
-    document, siren, idsp = row
+    document, siren, idsp = found
     if not perimeter.allows(
         code=document.code, debut=document.periode_debut, fin=document.periode_fin
     ):
@@ -227,31 +215,26 @@ class ListQuery:
 
 
 async def list_documents(
-    *, session: AsyncSession, query: ListQuery
+    *, reader: DocumentReader, query: ListQuery
 ) -> tuple[list[DocumentRecord], int]:
     """One page of the subject's documents whose period overlaps the query's, and the total.
 
     Only documents that the perimeter allows, whole, are counted and listed: the same rule
     as for one document, so a listed document is always readable (R-DATA-5).
     """
-    subject = await subject_id(session=session, siren=query.siren, idsp=query.idsp)
-    if subject is None or not query.codes:
-        return [], 0
-    conditions = (
-        Document.subject_id == subject,
-        Document.code.in_(sorted(query.codes)),
-        Document.periode_fin >= query.date_debut,
-        Document.periode_debut <= query.date_fin,
-        Document.periode_debut >= query.perimeter.period_start,
-        Document.periode_fin <= query.perimeter.period_end,
+    field, value = ("siren", query.siren) if query.siren is not None else ("idsp", query.idsp)
+    assert value is not None  # the query parser demands exactly one
+    rows, total = await reader.page(
+        PageFilter(
+            subject_field=field,
+            subject_value=value,
+            codes=sorted(query.codes),
+            date_debut=query.date_debut,
+            date_fin=query.date_fin,
+            period_start=query.perimeter.period_start,
+            period_end=query.perimeter.period_end,
+            limit=query.taille,
+            offset=(query.page - 1) * query.taille,
+        )
     )
-    total = await session.scalar(select(func.count()).select_from(Document).where(*conditions))
-    rows = await session.scalars(
-        select(Document)
-        .where(*conditions)
-        .order_by(Document.periode_debut.desc(), Document.code, Document.id)
-        .limit(query.taille)
-        .offset((query.page - 1) * query.taille)
-    )
-    records = [DocumentRecord(document=row, siren=query.siren, idsp=query.idsp) for row in rows]
-    return records, int(total or 0)
+    return [DocumentRecord(document=row, siren=query.siren, idsp=query.idsp) for row in rows], total

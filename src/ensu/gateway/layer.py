@@ -11,6 +11,7 @@ claims until their expiry, the signing keys by the :class:`~ensu.oauth.keys.KeyR
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -18,6 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,13 +29,13 @@ from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.schemas import TeleserviceView
 from ensu.documents.service import Perimeter
-from ensu.errors import PROBLEM_JSON, EnsuError, JournalUnavailable
+from ensu.errors import PROBLEM_JSON, EnsuError, JournalUnavailable, Overloaded, StoreUnavailable
 from ensu.gateway.cache import TTLCache
 from ensu.gateway.caller import SCOPE_KEY, TRACE_KEY, Caller, Trace
 from ensu.gateway.checks import CHAIN, Attempt, valid_correlation_id
 from ensu.gateway.quota import QuotaCounter, ratelimit_headers
 from ensu.gateway.quota_backends import make_counter
-from ensu.oauth import service as oauth
+from ensu.gateway.revocations import RevocationWatch
 from ensu.oauth import tokens
 from ensu.oauth.keys import KeyRing
 
@@ -46,7 +48,11 @@ VIEW_TTL_SECONDS = 1.0
 
 
 class StoreAuthority:
-    """The stores the checks read, behind in-process caches (see the module docstring)."""
+    """The stores the checks read, behind in-process caches (see the module docstring).
+
+    Every read is bounded by ``settings.store_timeout_seconds``; a database that fails or
+    does not answer in time refuses the call with 503 930004, never a 500 or a hang.
+    """
 
     def __init__(
         self, *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
@@ -56,14 +62,27 @@ class StoreAuthority:
         self.keyring = KeyRing()
         self.views: TTLCache[str, tuple[TeleserviceView, ...]] = TTLCache(ttl=VIEW_TTL_SECONDS)
         self.claims: dict[str, tokens.AccessClaims] = {}
-        self.revoked: TTLCache[str, bool] = TTLCache(ttl=VIEW_TTL_SECONDS)
+        self.revocations = RevocationWatch(sessionmaker)
         self.quota_counter: QuotaCounter = make_counter(settings)
+
+    async def start(self) -> None:
+        await self.revocations.start()
+
+    async def close(self) -> None:
+        await self.revocations.close()
+        await self.quota_counter.aclose()
 
     async def teleservices_for(self, thumbprint: str) -> tuple[TeleserviceView, ...]:
         views = self.views.get(thumbprint)
         if views is None:
-            async with self.sessionmaker() as session:
-                views = await consumers.find_by_thumbprint(session=session, thumbprint=thumbprint)
+            try:
+                async with asyncio.timeout(self.settings.store_timeout_seconds):
+                    async with self.sessionmaker() as session:
+                        views = await consumers.find_by_thumbprint(
+                            session=session, thumbprint=thumbprint
+                        )
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                raise StoreUnavailable(reason="database_unavailable") from exc
             self.views.put(thumbprint, views)
         return views
 
@@ -71,7 +90,11 @@ class StoreAuthority:
         cached = self.claims.get(token)
         if cached is not None and cached.expires_at > now:
             return cached
-        claims = await self._verify(token, now)
+        try:
+            async with asyncio.timeout(self.settings.store_timeout_seconds):
+                claims = await self._verify(token, now)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(reason="database_unavailable") from exc
         if len(self.claims) >= 10_000:
             self.claims = {t: c for t, c in self.claims.items() if c.expires_at > now}
             if len(self.claims) >= 10_000:
@@ -96,14 +119,9 @@ class StoreAuthority:
         raise AssertionError("unreachable")
 
     async def is_revoked(self, jwt_id: str) -> bool:
-        # Not cached as "not revoked": a revocation is effective on the next call (RFC 7009).
-        if self.revoked.get(jwt_id):
-            return True
-        async with self.sessionmaker() as session:
-            revoked = await oauth.is_revoked(session=session, jti=jwt_id)
-        if revoked:
-            self.revoked.put(jwt_id, True)
-        return revoked
+        # The watch's set: this process's revocations at once, others' within a second;
+        # a set that cannot be refreshed refuses every token (503 930004).
+        return self.revocations.is_revoked(jwt_id)
 
     def forget(self) -> None:
         """Drop every cached view and claim (after a change made in this process)."""
@@ -138,6 +156,9 @@ class Gateway:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        #: Calls between the chain's start and their response's record, in this process.
+        self.in_flight = 0
+        self._last_shed_log = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
@@ -151,6 +172,7 @@ class Gateway:
             return
         state = scope["app"].state
         journal: Journal = state.journal
+        settings: Settings = state.settings
         try:
             journal.ensure_serving()
         except EnsuError as error:  # integrity stop or store down: nothing is served
@@ -159,20 +181,38 @@ class Gateway:
         attempt = Attempt(
             scope=scope,
             headers=headers,
-            settings=state.settings,
+            settings=settings,
             authority=state.authority,
             now=time.time(),
             correlation_id=correlation_id,
         )
-        try:
-            for check in CHAIN:
-                await check(attempt)
-        except EnsuError as error:
-            await _refuse(journal, attempt, error, send)
+        if self.in_flight >= settings.max_in_flight:
+            await self._shed(journal, attempt, send)
             return
-        trace = scope[TRACE_KEY] = Trace()
-        scope[SCOPE_KEY] = _caller(attempt)
-        await self.app(scope, receive, _journaling(send, journal, attempt, trace))
+        self.in_flight += 1
+        try:
+            try:
+                for check in CHAIN:
+                    await check(attempt)
+            except EnsuError as error:
+                await _refuse(journal, attempt, error, send)
+                return
+            trace = scope[TRACE_KEY] = Trace()
+            scope[SCOPE_KEY] = _caller(attempt)
+            await self.app(scope, receive, _journaling(send, journal, attempt, trace))
+        finally:
+            self.in_flight -= 1
+
+    async def _shed(self, journal: Journal, attempt: Attempt, send: Send) -> None:
+        """Overload: answer 503 930005 at once, before any check; the record is queued
+        for the next commit but not waited for (the answer carries no data)."""
+        error = Overloaded(reason="overloaded")
+        trace = Trace(reason=error.reason, error_code=error.code)
+        journal.enqueue(_record(attempt, trace, error.status))
+        if attempt.now - self._last_shed_log >= 1.0:  # a line a second, not one per call
+            self._last_shed_log = attempt.now
+            logger.warning("overload: calls shed beyond %d in flight", self.in_flight)
+        await send_problem(send, error, attempt.correlation_id)
 
 
 def _record(attempt: Attempt, trace: Trace, status: int) -> CallRecord:

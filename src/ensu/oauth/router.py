@@ -261,13 +261,17 @@ async def revoke(request: Request) -> Response:
         now: dt.datetime,
     ) -> Response:
         client = await _client(request, session, form, certificate)
-        await service.revoke(
+        revoked = await service.revoke(
             session=session,
             settings=_settings(request),
             client=client,
             token_value=_token_parameter(form),
             now=now,
         )
+        if revoked is not None:  # this process's gateway refuses it from the next call on
+            authority = getattr(request.app.state, "authority", None)
+            if authority is not None:
+                authority.revocations.add(revoked.jwt_id, revoked.expires_at)
         return Response(status_code=200, headers=NO_STORE)
 
     return await _guarded(request, "revoke", handler)

@@ -351,8 +351,8 @@ async def revoke(
     client: TeleserviceView,
     token_value: str,
     now: dt.datetime,
-) -> bool:
-    """RFC 7009: revoke ``client``'s own token; True when something was revoked.
+) -> tokens.AccessClaims | None:
+    """RFC 7009: revoke ``client``'s own token; its claims when something was revoked.
 
     The endpoint answers 200 whatever this returns: an invalid or expired token needs no
     revocation (§2.2), and another client's token is left alone *silently* (§2.1 lets the
@@ -362,7 +362,7 @@ async def revoke(
     """
     claims = await _verified(session=session, settings=settings, token_value=token_value, now=now)
     if claims is None or claims.client_id != client.client_id:
-        return False
+        return None
     expires_at = dt.datetime.fromtimestamp(claims.expires_at, dt.UTC)
     insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
     await session.execute(
@@ -378,7 +378,7 @@ async def revoke(
         actor=f"client:{client.client_id}",
         details={"client_id": client.client_id, "jti": claims.jwt_id, "exp": claims.expires_at},
     )
-    return True
+    return claims
 
 
 def _dialect(session: AsyncSession) -> str:

@@ -1,0 +1,120 @@
+"""The revoked tokens, as the gateway sees them: a set kept fresh in the background.
+
+Reading ``oauth_revocations`` on every call cost a database round trip per request (the
+largest item of the hot path's profile). Instead each process keeps the set of revoked
+``jti`` in memory and refreshes it every :data:`REFRESH_SECONDS` with the rows revoked
+since its last read (minus :data:`OVERLAP_SECONDS`, so that a revocation committed late,
+or stamped by a host whose clock is a little behind, is still seen). So:
+
+- a revocation made through *this* process is enforced on the next call
+  (:meth:`RevocationWatch.add`, called by ``POST /revoke``);
+- one made through another process or host is enforced within ``REFRESH_SECONDS`` plus
+  one query (issue 5: within one second across instances);
+- if the set cannot be refreshed for :data:`STALE_SECONDS`, the gateway no longer knows
+  what was revoked and refuses every token with 503 930004 (fail closed, RFC 7009 §2:
+  a revoked token must not be accepted).
+
+Entries are forgotten once their token has expired (``verify`` refuses it anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ensu.audit.stopper import Stopper
+from ensu.errors import StoreUnavailable
+from ensu.oauth.keys import LEEWAY_SECONDS
+from ensu.oauth.models import Revocation
+
+logger = logging.getLogger("ensu.gateway")
+
+REFRESH_SECONDS = 0.5
+OVERLAP_SECONDS = 30.0
+STALE_SECONDS = 3.0
+
+
+class RevocationWatch:
+    """The revoked ``jti`` of unexpired tokens, refreshed in the background."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        refresh: float = REFRESH_SECONDS,
+        stale_after: float = STALE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.refresh_interval = refresh
+        self.stale_after = stale_after
+        self.clock = clock
+        #: jti -> expiry (Unix seconds) of the revoked token.
+        self._revoked: dict[str, float] = {}
+        self._since: dt.datetime | None = None
+        self._fresh_at = -float("inf")
+        self._task: asyncio.Task[None] | None = None
+        self._stopper = Stopper()
+
+    async def start(self) -> None:
+        """Load the set once (a failure is retried by the loop), then keep it fresh."""
+        try:
+            await self.refresh()
+        except Exception as exc:  # the loop retries; calls are refused meanwhile
+            logger.error("revocations not loaded: %r", exc)
+        self._task = asyncio.create_task(self._loop(), name="revocation-watch")
+
+    async def close(self) -> None:
+        self._stopper.stop()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    def add(self, jti: str, expires_at: float) -> None:
+        """A revocation made in this process: effective at once here."""
+        self._revoked[jti] = expires_at
+
+    def is_revoked(self, jti: str) -> bool:
+        """Whether ``jti`` is revoked; :class:`StoreUnavailable` when the set is stale."""
+        if jti in self._revoked:
+            return True
+        if self.clock() - self._fresh_at > self.stale_after:
+            raise StoreUnavailable(reason="revocations_stale")
+        return False
+
+    async def refresh(self) -> None:
+        """Read the revocations made since the last read (with the overlap)."""
+        started = self.clock()
+        query = select(Revocation.jti, Revocation.expires_at)
+        if self._since is not None:
+            query = query.where(Revocation.revoked_at >= self._since)
+        async with self.sessionmaker() as session:
+            rows = (await session.execute(query)).all()
+        for jti, expires_at in rows:
+            moment = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=dt.UTC)
+            self._revoked[jti] = moment.timestamp()
+        horizon = started - LEEWAY_SECONDS
+        if any(expiry < horizon for expiry in self._revoked.values()):
+            self._revoked = {j: e for j, e in self._revoked.items() if e >= horizon}
+        self._since = dt.datetime.fromtimestamp(started - OVERLAP_SECONDS, dt.UTC)
+        self._fresh_at = started
+
+    async def _loop(self) -> None:
+        failing = False
+        while not await self._stopper.sleep(self.refresh_interval):
+            try:
+                await self.refresh()
+            except Exception as exc:  # keep trying; is_revoked fails closed when stale
+                if not failing:
+                    logger.error("revocations cannot be refreshed: %r", exc)
+                failing = True
+                continue
+            if failing:
+                logger.warning("revocations refreshed again")
+            failing = False

@@ -25,7 +25,8 @@ from ensu.documents.schemas import (
     Problem,
 )
 from ensu.errors import PROBLEM_JSON, NotFound
-from ensu.gateway.caller import CallerDep, trace_of
+from ensu.gateway.caller import Caller, CallerDep, trace_of
+from ensu.gateway.direct import Call, DirectRoute, DirectRoutes, Handler, Reply
 
 PREFIX = "/ensudocuments/v1"
 JSON = "application/json"
@@ -183,8 +184,8 @@ _IDENTIFIER_PARAMETERS = [
 router = APIRouter(prefix=PREFIX, tags=["documents"])
 
 
-def _json(payload: Any) -> Response:
-    return Response(orjson.dumps(payload), media_type=JSON)
+def _json(payload: Any) -> Reply:
+    return Reply(orjson.dumps(payload), JSON)
 
 
 def _render(record: documents.DocumentRecord, entry: CatalogueEntry) -> dict[str, Any]:
@@ -214,20 +215,13 @@ def _render(record: documents.DocumentRecord, entry: CatalogueEntry) -> dict[str
     return rendered
 
 
-def _catalogue(request: Request) -> dict[str, CatalogueEntry]:
-    catalogue: dict[str, CatalogueEntry] = request.app.state.catalogue
-    return catalogue
+# --- The handlers: one implementation per route, served by the gateway directly
+# (ensu.gateway.direct) and by the FastAPI adapters below.
 
 
-@router.get(
-    "/codesDocuments",
-    summary="Codes documents du périmètre de l'appelant",
-    response_model=CodesDocuments,
-    responses=_RESPONSES,
-    openapi_extra={"parameters": _HEADERS},
-)
-async def codes_documents(request: Request, caller: CallerDep) -> Response:
-    queries.refuse_unknown(request.query_params, frozenset())
+async def codes_handler(call: Call) -> Reply:
+    queries.refuse_unknown(call.query_params, frozenset())
+    catalogue: dict[str, CatalogueEntry] = call.state.catalogue
     entries = [
         {
             "code": e.code,
@@ -235,29 +229,20 @@ async def codes_documents(request: Request, caller: CallerDep) -> Response:
             "famille": e.famille.value,
             "periodicite": e.periodicite.value,
         }
-        for code, e in sorted(_catalogue(request).items())
-        if code in caller.perimeter.codes
+        for code, e in sorted(catalogue.items())
+        if code in call.caller.perimeter.codes
     ]
     return _json({"codesDocuments": entries})
 
 
-@router.get(
-    "/documents",
-    summary="Documents d'un usager professionnel",
-    response_model=DocumentsPage,
-    responses=_RESPONSES,
-    openapi_extra={"parameters": _HEADERS + _LIST_PARAMETERS},
-)
-async def list_documents(request: Request, caller: CallerDep) -> Response:
-    catalogue = _catalogue(request)
+async def list_handler(call: Call) -> Reply:
+    catalogue: dict[str, CatalogueEntry] = call.state.catalogue
     query = queries.parse_list(
-        request.query_params, perimeter=caller.perimeter, catalogue=frozenset(catalogue)
+        call.query_params, perimeter=call.caller.perimeter, catalogue=frozenset(catalogue)
     )
-    trace = trace_of(request.scope)
+    trace = call.trace
     trace.siren, trace.idsp = query.siren, query.idsp
-    records, total = await documents.list_documents(
-        reader=request.app.state.document_reader, query=query
-    )
+    records, total = await documents.list_documents(reader=call.state.document_reader, query=query)
     trace.document_codes = tuple(r.document.code for r in records)
     trace.document_ids = tuple(r.document.idensua for r in records)
     return _json(
@@ -270,27 +255,122 @@ async def list_documents(request: Request, caller: CallerDep) -> Response:
     )
 
 
-async def _one(request: Request, caller: CallerDep) -> documents.DocumentRecord:
-    """The document named by the path, within the perimeter, or 404 (R-GW-6).
-
-    The path parameters are read from the request rather than declared, so that their
-    OpenAPI description is the one above (enum and pattern) and their errors the contract's.
-    """
-    queries.refuse_unknown(request.query_params, frozenset())
-    identifier = request.path_params["identifiant"]
-    parsed = queries.parse_identifier(request.path_params["typeIdentifiant"], identifier)
+async def _one(call: Call) -> documents.DocumentRecord:
+    """The document named by the path, within the perimeter, or 404 (R-GW-6)."""
+    queries.refuse_unknown(call.query_params, frozenset())
+    identifier = call.path_params["identifiant"]
+    parsed = queries.parse_identifier(call.path_params["typeIdentifiant"], identifier)
     record = await documents.get_document(
-        reader=request.app.state.document_reader,
+        reader=call.state.document_reader,
         kind=parsed,
         identifier=identifier,
-        perimeter=caller.perimeter,
+        perimeter=call.caller.perimeter,
     )
     if record is None:
         raise NotFound(reason="absent_or_outside_perimeter")
-    trace = trace_of(request.scope)
+    trace = call.trace
     trace.siren, trace.idsp = record.siren, record.idsp
     trace.document_codes, trace.document_ids = (record.document.code,), (record.document.idensua,)
     return record
+
+
+async def metadata_handler(call: Call) -> Reply:
+    record = await _one(call)
+    catalogue: dict[str, CatalogueEntry] = call.state.catalogue
+    return _json(_render(record, catalogue[record.document.code]))
+
+
+async def content_handler(call: Call) -> Reply:
+    record = await _one(call)
+    document = record.document
+    content = await documents.read_content(
+        sessionmaker=call.state.sessionmaker,
+        store=call.state.blob_store,
+        document=document,
+        actor=call.caller.teleservice.id_teleservice,
+    )
+    digest = base64.b64encode(document.sha256).decode()
+    return Reply(
+        content,
+        "application/pdf",
+        headers=(
+            ("Repr-Digest", f"sha-256=:{digest}:"),
+            ("ETag", f'"{document.sha256.hex()}"'),
+            ("Content-Disposition", f'inline; filename="{document.idensua}.pdf"'),
+            ("Cache-Control", "private, no-store"),
+        ),
+    )
+
+
+async def mention_handler(call: Call) -> Reply:
+    queries.refuse_unknown(call.query_params, frozenset())
+    return _json(
+        {
+            "idTeleservice": call.caller.teleservice.id_teleservice,
+            "mentionInformation": call.caller.teleservice.mention_information,
+        }
+    )
+
+
+#: What the gateway serves itself once the chain has passed (ensu.gateway.direct).
+DIRECT_ROUTES = DirectRoutes(
+    [
+        DirectRoute(
+            "GET", f"{PREFIX}/documents/{{typeIdentifiant}}/{{identifiant}}", metadata_handler
+        ),
+        DirectRoute(
+            "GET",
+            f"{PREFIX}/documents/{{typeIdentifiant}}/{{identifiant}}/contenu",
+            content_handler,
+        ),
+        DirectRoute("GET", f"{PREFIX}/documents", list_handler),
+        DirectRoute("GET", f"{PREFIX}/codesDocuments", codes_handler),
+        DirectRoute("GET", f"{PREFIX}/mentionInformation", mention_handler),
+    ]
+)
+
+
+# --- The FastAPI routes: the OpenAPI description of the same paths, adapters to the
+# handlers above.
+
+
+async def _adapted(handler: Handler, request: Request, caller: Caller) -> Response:
+    call = Call(
+        state=request.app.state,
+        caller=caller,
+        trace=trace_of(request.scope),
+        path_params=request.path_params,
+        query_string=request.scope.get("query_string", b""),
+    )
+    reply = await handler(call)
+    return Response(
+        reply.body,
+        status_code=reply.status,
+        media_type=reply.media_type,
+        headers=dict(reply.headers),
+    )
+
+
+@router.get(
+    "/codesDocuments",
+    summary="Codes documents du périmètre de l'appelant",
+    response_model=CodesDocuments,
+    responses=_RESPONSES,
+    openapi_extra={"parameters": _HEADERS},
+)
+async def codes_documents(request: Request, caller: CallerDep) -> Response:
+    return await _adapted(codes_handler, request, caller)
+
+
+@router.get(
+    "/documents",
+    summary="Documents d'un usager professionnel",
+    response_model=DocumentsPage,
+    responses=_RESPONSES,
+    openapi_extra={"parameters": _HEADERS + _LIST_PARAMETERS},
+)
+async def list_documents(request: Request, caller: CallerDep) -> Response:
+    return await _adapted(list_handler, request, caller)
 
 
 @router.get(
@@ -301,8 +381,9 @@ async def _one(request: Request, caller: CallerDep) -> documents.DocumentRecord:
     openapi_extra={"parameters": _HEADERS + _IDENTIFIER_PARAMETERS},
 )
 async def get_document(request: Request, caller: CallerDep) -> Response:
-    record = await _one(request, caller)
-    return _json(_render(record, _catalogue(request)[record.document.code]))
+    # The path parameters are read from the request rather than declared, so that their
+    # OpenAPI description is the one above (enum and pattern) and their errors the contract's.
+    return await _adapted(metadata_handler, request, caller)
 
 
 @router.get(
@@ -328,25 +409,7 @@ async def get_document(request: Request, caller: CallerDep) -> Response:
     openapi_extra={"parameters": _HEADERS + _IDENTIFIER_PARAMETERS},
 )
 async def get_content(request: Request, caller: CallerDep) -> Response:
-    record = await _one(request, caller)
-    document = record.document
-    content = await documents.read_content(
-        sessionmaker=request.app.state.sessionmaker,
-        store=request.app.state.blob_store,
-        document=document,
-        actor=caller.teleservice.id_teleservice,
-    )
-    digest = base64.b64encode(document.sha256).decode()
-    return Response(
-        content,
-        media_type="application/pdf",
-        headers={
-            "Repr-Digest": f"sha-256=:{digest}:",
-            "ETag": f'"{document.sha256.hex()}"',
-            "Content-Disposition": f'inline; filename="{document.idensua}.pdf"',
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return await _adapted(content_handler, request, caller)
 
 
 @router.get(
@@ -357,10 +420,4 @@ async def get_content(request: Request, caller: CallerDep) -> Response:
     openapi_extra={"parameters": _HEADERS},
 )
 async def mention_information(request: Request, caller: CallerDep) -> Response:
-    queries.refuse_unknown(request.query_params, frozenset())
-    return _json(
-        {
-            "idTeleservice": caller.teleservice.id_teleservice,
-            "mentionInformation": caller.teleservice.mention_information,
-        }
-    )
+    return await _adapted(mention_handler, request, caller)

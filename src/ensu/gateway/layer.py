@@ -29,10 +29,18 @@ from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.schemas import TeleserviceView
 from ensu.documents.service import Perimeter
-from ensu.errors import PROBLEM_JSON, EnsuError, JournalUnavailable, Overloaded, StoreUnavailable
+from ensu.errors import (
+    PROBLEM_JSON,
+    EnsuError,
+    InternalError,
+    JournalUnavailable,
+    Overloaded,
+    StoreUnavailable,
+)
 from ensu.gateway.cache import TTLCache
 from ensu.gateway.caller import SCOPE_KEY, TRACE_KEY, Caller, Trace
 from ensu.gateway.checks import CHAIN, Attempt, valid_correlation_id
+from ensu.gateway.direct import Call, DirectRoutes, Handler
 from ensu.gateway.quota import QuotaCounter, ratelimit_headers
 from ensu.gateway.quota_backends import make_counter
 from ensu.gateway.revocations import RevocationWatch
@@ -154,8 +162,10 @@ class Gateway:
     R-TR-2): refusals included; if the record cannot be written, the answer is 503
     930002 instead, and no data byte leaves."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: DirectRoutes | None = None) -> None:
         self.app = app
+        #: The data routes served here, without the framework (ensu.gateway.direct).
+        self.routes = routes
         #: Calls between the chain's start and their response's record, in this process.
         self.in_flight = 0
         self._last_shed_log = 0.0
@@ -198,8 +208,15 @@ class Gateway:
                 await _refuse(journal, attempt, error, send)
                 return
             trace = scope[TRACE_KEY] = Trace()
-            scope[SCOPE_KEY] = _caller(attempt)
-            await self.app(scope, receive, _journaling(send, journal, attempt, trace))
+            caller = scope[SCOPE_KEY] = _caller(attempt)
+            send = _journaling(send, journal, attempt, trace)
+            matched = self.routes.match(scope["method"], scope["path"]) if self.routes else None
+            if matched is None:
+                await self.app(scope, receive, send)
+                return
+            handler, params = matched
+            call = Call(state, caller, trace, params, scope.get("query_string", b""))
+            await _serve(handler, call, send)
         finally:
             self.in_flight -= 1
 
@@ -213,6 +230,24 @@ class Gateway:
             self._last_shed_log = attempt.now
             logger.warning("overload: calls shed beyond %d in flight", self.in_flight)
         await send_problem(send, error, attempt.correlation_id)
+
+
+async def _serve(handler: Handler, call: Call, send: Send) -> None:
+    """Run a direct route's handler; its errors answered as the app's handlers would."""
+    try:
+        reply = await handler(call)
+    except EnsuError as error:
+        call.trace.reason, call.trace.error_code = error.reason[:64], error.code
+        await send_problem(send, error, call.caller.correlation_id)
+        return
+    except Exception:  # never a stack trace to the caller (R-GW-6); the log keeps it
+        logger.exception("unhandled error in %s", getattr(handler, "__name__", handler))
+        internal = InternalError()
+        call.trace.reason, call.trace.error_code = internal.reason, internal.code
+        await send_problem(send, internal, call.caller.correlation_id)
+        return
+    await send(reply.start_message())
+    await send({"type": "http.response.body", "body": reply.body})
 
 
 def _record(attempt: Attempt, trace: Trace, status: int) -> CallRecord:

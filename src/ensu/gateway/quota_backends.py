@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ensu.config import Settings
-from ensu.gateway.quota import QuotaCounter
+from ensu.gateway.quota import COUNTER_TIMEOUT_SECONDS, QuotaCounter
 from ensu.gateway.quota_postgres import PostgresCounter
 from ensu.gateway.quota_redis import RedisCounter
 from ensu.gateway.quota_sqlite import SQLiteCounter
@@ -27,16 +27,24 @@ def make_counter(settings: Settings) -> QuotaCounter:
 
     Raises ``ValueError`` for a backend the settings cannot serve (Redis without
     ``redis_url``, PostgreSQL on a SQLite database), so the app refuses to start.
+
+    The stores' clients give up after ``ENSU_STORE_TIMEOUT_SECONDS`` (Redis: after the
+    quota check's own bound, when shorter), so a slow or cut store fails the hit with
+    503 930003 instead of holding it (R-Q-1 fails closed).
     """
     backend = backend_for(settings)
     if backend == "redis":
         if not settings.redis_url:
             raise ValueError("ENSU_QUOTA_BACKEND=redis needs ENSU_REDIS_URL")
         return RedisCounter.from_url(
-            settings.redis_url, prefix=f"ensu:{settings.environment.value}:quota:"
+            settings.redis_url,
+            prefix=f"ensu:{settings.environment.value}:quota:",
+            timeout=min(settings.store_timeout_seconds, COUNTER_TIMEOUT_SECONDS),
         )
     if backend == "postgresql":
         if settings.is_sqlite:
             raise ValueError("ENSU_QUOTA_BACKEND=postgresql needs a PostgreSQL database_url")
-        return PostgresCounter.from_url(settings.database_url)
+        return PostgresCounter.from_url(
+            settings.database_url, timeout=settings.store_timeout_seconds
+        )
     return SQLiteCounter(settings.var_dir / "quota.db")

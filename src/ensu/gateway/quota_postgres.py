@@ -16,14 +16,19 @@ SQLAlchemy's engine. The connections run with ``synchronous_commit=off``: a hit'
 does not wait for the WAL flush; a crash of the PostgreSQL server can lose the last
 fraction of a second of counts, never corrupt anything (unlike ``fsync=off``), which is
 acceptable for counters of one-minute windows (as ``synchronous=NORMAL`` for SQLite).
+
+With a ``timeout`` (the app passes ``ENSU_STORE_TIMEOUT_SECONDS``) the connections are
+bounded (:class:`~ensu.db.BoundedConnection`): connecting and each hit give up after
+it, and a hit abandoned by the quota check's own, shorter bound closes its connection at
+once instead of waiting for a cancel request to cross the failing link.
 """
 
 from __future__ import annotations
 
 import anyio
 import psycopg
-from sqlalchemy.engine import make_url
 
+from ensu.db import BoundedConnection, postgres_conninfo
 from ensu.gateway.quota import CounterStoreError, PurgeSchedule, QuotaDecision, decide, window_of
 
 HIT = (
@@ -44,19 +49,32 @@ class PostgresCounter:
     whose hit was abandoned (the check's timeout), is closed, never reused.
     """
 
-    def __init__(self, conninfo: str, *, pool_size: int = 8) -> None:
+    def __init__(self, conninfo: str, *, pool_size: int = 8, timeout: float | None = None) -> None:
         self.conninfo = conninfo
+        self.timeout = timeout
         self._slots = anyio.Semaphore(pool_size)
         self._idle: list[psycopg.AsyncConnection[tuple[int]]] = []
         self._purges = PurgeSchedule()
 
     @classmethod
-    def from_url(cls, url: str, *, pool_size: int = 8) -> PostgresCounter:
+    def from_url(
+        cls, url: str, *, pool_size: int = 8, timeout: float | None = None
+    ) -> PostgresCounter:
         """From the SQLAlchemy URL of the database (``postgresql+psycopg://…``)."""
-        conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
-        return cls(conninfo, pool_size=pool_size)
+        return cls(postgres_conninfo(url), pool_size=pool_size, timeout=timeout)
 
     async def _connect(self) -> psycopg.AsyncConnection[tuple[int]]:
+        if self.timeout is not None:
+            connection: psycopg.AsyncConnection[
+                tuple[int]
+            ] = await BoundedConnection.connect_bounded(
+                self.conninfo,
+                bound=self.timeout,
+                autocommit=True,
+                options="-c synchronous_commit=off",
+                application_name=APPLICATION_NAME,
+            )
+            return connection
         return await psycopg.AsyncConnection.connect(
             self.conninfo,
             autocommit=True,

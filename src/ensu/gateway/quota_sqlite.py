@@ -19,9 +19,12 @@ file; losing a few counts of the current minute is acceptable, a corrupt file is
 The file holds nothing else and may be deleted while stopped; the table is created on
 first use (not an Alembic migration: it is not the main database).
 
-The connection lives in one thread of its own: waiting for another process's write lock
-(``busy_timeout``) never blocks the event loop, and a hit that the check gave up on
-(timeout) finishes there without a second connection racing it.
+Two connections, one per thread (issue 5): a hit first tries the statement **in the
+event loop's thread** with no busy wait at all — tens of microseconds, and no hop to a
+thread that would wait for the GIL while the loop is busy. Only when another process
+holds the write lock (``SQLITE_BUSY``) does the hit go to the counter's own thread, whose
+connection waits for the lock (``busy_timeout``) without blocking the event loop; a hit
+that the check gave up on (timeout) finishes there without a second connection racing it.
 """
 
 from __future__ import annotations
@@ -57,14 +60,18 @@ class SQLiteCounter:
         # Touched only in that thread:
         self._connection: sqlite3.Connection | None = None
         self._purges = PurgeSchedule()
+        # Touched only in the event loop's thread (never waits for a lock):
+        self._inline: sqlite3.Connection | None = None
+        self._purge_asked: int | None = None
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, busy_timeout_ms: int | None = None) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit: each statement is its own transaction, committed when it completes.
-        connection = sqlite3.connect(self.path, isolation_level=None)
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        timeout = self.busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
         try:
             # The busy timeout first: the other statements may wait for another process.
-            connection.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            connection.execute(f"PRAGMA busy_timeout={int(timeout)}")
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(SCHEMA)
@@ -83,19 +90,50 @@ class SQLiteCounter:
             self._connection.execute(PURGE, (keep_from,))
         return int(count)
 
-    async def hit(self, *, key: str, limit: int, now: float) -> QuotaDecision:
-        loop = asyncio.get_running_loop()
+    def _hit_inline(self, key: str, window: int) -> int | None:
+        """The hit in the loop's thread, or None when the file is locked right now."""
+        if self._inline is None:
+            self._inline = self._open(busy_timeout_ms=0)
         try:
-            count = await loop.run_in_executor(self._thread, self._hit, key, window_of(now))
+            ((count,),) = self._inline.execute(HIT, (key, window)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return None  # another process writes: wait for it in the counter's thread
+            raise
+        return int(count)
+
+    async def hit(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        window = window_of(now)
+        try:
+            count = self._hit_inline(key, window)
+            loop = asyncio.get_running_loop()
+            if count is None:
+                count = await loop.run_in_executor(self._thread, self._hit, key, window)
+            elif window != self._purge_asked:  # once a window: the purge runs off the loop
+                self._purge_asked = window
+                await loop.run_in_executor(self._thread, self._purge, window)
         except (sqlite3.Error, OSError) as exc:
             raise CounterStoreError(f"quota store {self.path}: {exc}") from exc
         return decide(count=count, limit=limit, now=now)
+
+    def _purge(self, window: int) -> None:
+        if self._connection is None:
+            self._connection = self._open()
+        keep_from = self._purges.due(window)
+        if keep_from is not None:
+            self._connection.execute(PURGE, (keep_from,))
 
     def _close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
 
+    def _close_inline(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
+
     async def aclose(self) -> None:
+        self._close_inline()
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=False)

@@ -8,6 +8,7 @@ FastAPI so that a repeated parameter is refused (RFC 6749 §3.2) and size is bou
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.config import Settings
 from ensu.consumers.schemas import TeleserviceView
+from ensu.db import STORE_FAILURES
 from ensu.gateway.mtls import ClientCertificate, client_ip, presented_certificate
 from ensu.oauth import service
-from ensu.oauth.errors import InvalidRequest, OAuthError, SlowDown
+from ensu.oauth.errors import InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
 from ensu.oauth.schemas import (
     AuthorizationServerMetadata,
     IntrospectionResponse,
@@ -32,6 +34,7 @@ from ensu.oauth.schemas import (
 from ensu.oauth.throttle import Throttle
 
 router = APIRouter(tags=["oauth"])
+logger = logging.getLogger("ensu.oauth")
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 8192
@@ -40,6 +43,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": OAuthErrorResponse},
     401: {"model": OAuthErrorResponse},
     429: {"model": OAuthErrorResponse},
+    503: {"model": OAuthErrorResponse},
 }
 
 
@@ -133,7 +137,17 @@ Handler = Callable[
 
 async def _guarded(request: Request, endpoint: str, handler: Handler) -> Response:
     """Throttle, read the form, run ``handler`` in a transaction; a refusal is journaled
-    in a transaction of its own (the handler's is rolled back)."""
+    in a transaction of its own (the handler's is rolled back). A database down or too
+    slow (the engine is bounded) is 503 ``temporarily_unavailable``: no token is handed
+    out whose issuance was not committed with its event, and never a 500."""
+    try:
+        return await _handled(request, endpoint, handler)
+    except STORE_FAILURES as error:
+        logger.warning("%s: store unavailable: %s", endpoint, type(error).__name__)
+        return _error(TemporarilyUnavailable(reason=f"store_{type(error).__name__}"))
+
+
+async def _handled(request: Request, endpoint: str, handler: Handler) -> Response:
     settings = _settings(request)
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     peer = client_ip(request.scope, settings)

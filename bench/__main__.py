@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from bench import report, runner
+from bench import floors, report, runner
 from bench.load import LOAD_CORE
 from bench.servers import SERVER_CORE
 from bench.tools import BenchError, Tools, ensure_tools, version_of
@@ -126,6 +126,13 @@ def main(
         bool, typer.Option("--quick", help="Smoke mode: 1 s per arm, one round, no warm-up.")
     ] = False,
     output_dir: Annotated[Path, typer.Option(help="Where the JSON results are written.")] = RESULTS,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 1 when an arm falls below its floor (bench/floors.py): the CI smoke run.",
+        ),
+    ] = False,
 ) -> None:
     """Measure the API against references served on the same core in the same run."""
     began, started_at = time.monotonic(), dt.datetime.now(dt.UTC)
@@ -164,6 +171,13 @@ def main(
     }
     path = report.write_json(output_dir, results=results, context=context)
     console.print(f"results: {path}  ·  total time {total:.0f} s")
+    if check:
+        problems = floors.regressions({key: result.rate for key, result in results.items()})
+        for problem in problems:
+            console.print(f"[red]regression: {problem}")
+        if problems:
+            raise typer.Exit(1)
+        console.print(f"floors hold ({len(floors.FLOORS)} arms)")
 
 
 if __name__ == "__main__":

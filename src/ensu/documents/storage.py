@@ -22,6 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.documents.models import Blob
 
+#: Blobs up to this size are read in the event loop's thread (see ``get``).
+INLINE_READ_BYTES = 256 * 1024
+
 
 class BlobError(Exception):
     """Base of the blob store's errors."""
@@ -98,7 +101,13 @@ class FilesystemBlobStore:
     async def get(self, sha256: bytes) -> bytes:
         path = self.path_for(sha256)
         try:
-            data = await asyncio.to_thread(path.read_bytes)
+            with path.open("rb") as handle:
+                # A typical PDF (tens of KiB, in the page cache) is read in the loop: cheaper
+                # than the hop to a thread; a large one is read off the loop (issue 5).
+                if os.fstat(handle.fileno()).st_size <= INLINE_READ_BYTES:
+                    data = handle.read()
+                else:
+                    data = await asyncio.to_thread(handle.read)
         except FileNotFoundError as exc:
             raise BlobNotFoundError(sha256.hex()) from exc
         return _verified(sha256, data)

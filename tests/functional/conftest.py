@@ -31,7 +31,7 @@ import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +111,8 @@ class Var:
 
     directory: Path
     documents: tuple[SeededDocument, ...]
+    #: The database, when not ``ensu.db`` in ``directory`` (a PostgreSQL URL).
+    database_url: str | None = None
 
     def settings(
         self, *, tls_mode: TLSMode = TLSMode.DIRECT, trusted: tuple[str, ...] = ()
@@ -119,7 +121,7 @@ class Var:
         return Settings(
             environment=Environment.SANDBOX,
             var_dir=self.directory,
-            database_url=f"sqlite+aiosqlite:///{self.directory / 'ensu.db'}",
+            database_url=self.database_url or f"sqlite+aiosqlite:///{self.directory / 'ensu.db'}",
             blob_backend=BlobBackend.FILESYSTEM,
             blob_dir=self.directory / "blobs",
             pki_dir=self.directory / "pki",
@@ -182,16 +184,18 @@ PLAN = (
 )
 
 
-def prepare(directory: Path) -> Var:
-    """Migrate, make the PKI (plus FAR's certificate), register the parties, seed."""
+def prepare(directory: Path, *, database_url: str | None = None) -> Var:
+    """Migrate, make the PKI (plus FAR's certificate), register the parties, seed; in
+    ``directory``'s own SQLite database, or in ``database_url`` (an empty PostgreSQL
+    database), the blobs staying in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    var = Var(directory, ())
+    var = Var(directory, (), database_url)
     settings = var.settings()
     db.upgrade(settings.database_url)
     pki.init(directory=var.pki.directory)
     pki.issue_client(directory=var.pki.directory, name=FAR.stem)
     seeded = anyio.run(_seed, var, settings)
-    return Var(directory, tuple(seeded))
+    return Var(directory, tuple(seeded), database_url)
 
 
 async def _seed(var: Var, settings: Settings) -> list[SeededDocument]:
@@ -295,6 +299,10 @@ class Nginx:
 
 #: The nginx instances running now: a failing test's report shows their logs.
 RUNNING: list[Nginx] = []
+#: Other log files (say, of app processes) a failing test's report shows, by title.
+REPORTED_LOGS: dict[str, Path] = {}
+#: How much of the end of each of those a report shows.
+REPORTED_TAIL = 6000
 
 
 def require_nginx() -> str:
@@ -316,9 +324,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_nginx(*, var: Var, prefix: Path, upstream_port: int) -> Iterator[Nginx]:
-    """nginx from the project's template, in front of ``upstream_port``, until exit."""
-    running = _started(require_nginx(), var=var, prefix=prefix, upstream_port=upstream_port)
+def running_nginx(
+    *, var: Var, prefix: Path, upstream_port: int | None = None, upstreams: Sequence[str] = ()
+) -> Iterator[Nginx]:
+    """nginx from the project's template, in front of the loopback's ``upstream_port``
+    and/or of every ``host:port`` of ``upstreams`` (round robin), until exit."""
+    servers = [*upstreams] + ([f"127.0.0.1:{upstream_port}"] if upstream_port else [])
+    assert servers, "nginx needs at least one upstream"
+    running = _started(require_nginx(), var=var, prefix=prefix, upstreams=servers)
     RUNNING.append(running)
     try:
         yield running
@@ -327,11 +340,11 @@ def running_nginx(*, var: Var, prefix: Path, upstream_port: int) -> Iterator[Ngi
         _stop(running.process)
 
 
-def _started(binary: str, *, var: Var, prefix: Path, upstream_port: int) -> Nginx:
+def _started(binary: str, *, var: Var, prefix: Path, upstreams: Sequence[str]) -> Nginx:
     """A started nginx. It binds its own port, so one picked free may be taken in
     between: nginx then exits with "Address already in use" and another port is tried."""
     for _ in range(NGINX_BIND_ATTEMPTS):
-        running = _start(binary, var=var, prefix=prefix, upstream_port=upstream_port)
+        running = _start(binary, var=var, prefix=prefix, upstreams=upstreams)
         if _wait_ready(running):
             return running
         _stop(running.process)
@@ -340,12 +353,12 @@ def _started(binary: str, *, var: Var, prefix: Path, upstream_port: int) -> Ngin
     pytest.fail(f"nginx did not start:\n{running.log()}")
 
 
-def _start(binary: str, *, var: Var, prefix: Path, upstream_port: int) -> Nginx:
+def _start(binary: str, *, var: Var, prefix: Path, upstreams: Sequence[str]) -> Nginx:
     port = free_port()
     site = nginx.NginxSite(
         prefix=prefix,
         listen=f"127.0.0.1:{port}",
-        upstreams=[f"127.0.0.1:{upstream_port}"],
+        upstreams=list(upstreams),
         pki=var.pki,
         blob_dir=var.directory / "blobs",
     )
@@ -393,11 +406,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Show the logs of the running nginx instances in the report of a failing test."""
+    """Show the logs of the running nginx instances (and the ``REPORTED_LOGS``) in the
+    report of a failing test."""
     report = yield
     if report.failed:
         for running in RUNNING:
             report.sections.append((f"nginx on port {running.port}", running.log()))
+        for title, path in REPORTED_LOGS.items():
+            text = path.read_text(errors="replace")[-REPORTED_TAIL:] if path.exists() else ""
+            report.sections.append((title, text or "(empty)"))
     return report
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ensu.cli import consumers, db, documents, journal, keys, pki, sandbox, serve
+from ensu.cli import consumers, db, documents, edge, journal, keys, pki, sandbox, serve
 
 app = typer.Typer(
     name="ensu",
@@ -19,6 +19,7 @@ app.add_typer(pki.app, name="pki")
 app.add_typer(consumers.app, name="consumers")
 app.add_typer(keys.app, name="keys")
 app.add_typer(journal.app, name="journal")
+app.add_typer(edge.app, name="edge")
 app.command("serve")(serve.serve)
 
 

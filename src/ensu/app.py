@@ -2,11 +2,17 @@
 
 The gateway (:mod:`ensu.gateway.layer`) wraps every route under ``/ensudocuments/v1``;
 the OAuth endpoints authenticate their clients themselves (RFC 6749 §2.3, RFC 8705).
+
+A database that is down, cut off or slower than ``ENSU_STORE_TIMEOUT_SECONDS`` (the
+engine is bounded, :func:`ensu.db.make_engine`) fails the route with one of
+:data:`ensu.db.STORE_FAILURES`: answered 503 930004 with ``Retry-After``, journaled by the
+gateway like any refusal, never an unstructured 500 nor a hung request.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,14 +27,22 @@ from ensu.config import Settings, get_settings
 from ensu.documents import catalogue
 from ensu.documents import service as documents
 from ensu.documents.reader import make_reader
+from ensu.documents.router import DIRECT_ROUTES
 from ensu.documents.router import router as documents_router
-from ensu.errors import PROBLEM_JSON, EnsuError, InternalError, InvalidParameter
+from ensu.errors import (
+    PROBLEM_JSON,
+    EnsuError,
+    InternalError,
+    InvalidParameter,
+    StoreUnavailable,
+)
 from ensu.gateway.caller import trace_of
 from ensu.gateway.layer import API_PREFIX, Gateway, StoreAuthority
 from ensu.oauth.router import router as oauth_router
 from ensu.operations.router import router as operations_router
 
 logger = logging.getLogger("ensu.app")
+SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,7 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = db.make_engine(settings.database_url)
+        # The loop shares the GIL with the drivers' threads (aiosqlite, the quota's
+        # fallback): at the default 5 ms interval each hand-off to them could wait 5 ms
+        # behind a busy loop; 0.5 ms bounds that wait (issue 5, measured in bench/).
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        engine = db.make_engine(settings.database_url, timeout=settings.store_timeout_seconds)
         sessionmaker = db.make_sessionmaker(engine)
         async with sessionmaker() as session:
             app.state.catalogue = await catalogue.load(session=session)
@@ -68,9 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations_router)
     app.include_router(oauth_router)
     app.include_router(documents_router)
-    app.add_middleware(Gateway)
+    app.add_middleware(Gateway, routes=DIRECT_ROUTES)
     app.add_exception_handler(EnsuError, _problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    for failure in db.STORE_FAILURES:
+        app.add_exception_handler(failure, _store_unavailable)
     app.add_exception_handler(Exception, _internal)
     return app
 
@@ -99,6 +119,17 @@ async def _invalid(request: Request, error: RequestValidationError) -> Response:
         return await request_validation_exception_handler(request, error)
     erreurs = [(str(e["loc"][-1]), str(e["msg"])) for e in error.errors()]
     return await _problem(request, InvalidParameter(erreurs))
+
+
+async def _store_unavailable(request: Request, error: Exception) -> Response:
+    """The database failed or did not answer in time: 503 930004, the cause in the log
+    only (R-GW-6: no SQL nor address to the caller)."""
+    logger.warning("store unavailable on %s: %s", request.url.path, _first_line(error))
+    return await _problem(request, StoreUnavailable(reason=f"store_{type(error).__name__}"))
+
+
+def _first_line(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).partition(chr(10))[0][:200]}"
 
 
 async def _internal(request: Request, error: Exception) -> Response:

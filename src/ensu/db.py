@@ -2,19 +2,34 @@
 
 SQLite (aiosqlite) is the embedded default; PostgreSQL (psycopg 3) is the scaled-out
 store. Schema changes go through Alembic migrations in ``ensu/migrations`` only.
+
+The app's engine on PostgreSQL is *bounded* (``make_engine(url, timeout=…)``, from
+``ENSU_STORE_TIMEOUT_SECONDS``): a database that is down, cut off, or slow never makes a
+request wait longer than the bound for one step — connecting, waiting for a pooled
+connection, one statement or commit — but fails it with a DBAPI error that the app
+answers 503 930004. See :class:`BoundedConnection` for why the bound is kept in the
+client (a black-holed link never lets the server's ``statement_timeout`` answer).
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
+from psycopg import waiting
+from psycopg.abc import RV, PQGen
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import Enum, MetaData, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -59,8 +74,102 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+#: What a database that is down, cut off or too slow raises, as opposed to a bug (an
+#: ``IntegrityError`` or a ``ProgrammingError`` stays a 500): the API answers these with
+#: 503 930004 (:class:`ensu.errors.StoreUnavailable`), the token endpoint with 503
+#: ``temporarily_unavailable``. ``statement_timeout`` (``QueryCanceled``), a server
+#: shutting down (``AdminShutdown``) and a locked SQLite file all raise an
+#: ``OperationalError``; ``sqlalchemy.exc.TimeoutError`` is no pooled connection in time.
+STORE_FAILURES: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+class BoundedConnection(psycopg.AsyncConnection[Any]):
+    """A psycopg connection on which no wait for the server lasts more than
+    ``round_trip_timeout`` seconds (None: unbounded, psycopg's own behaviour).
+
+    Every statement, fetch, commit and rollback of psycopg goes through :meth:`wait`.
+    Past the bound, or when the waiting task is cancelled, the connection is closed at
+    once and an :class:`psycopg.OperationalError` raised (cancellation re-raised):
+    psycopg would otherwise send a cancel request and wait for the server's answer, up
+    to 10 s more, over the very link that is failing. A closed connection is
+    ``closed``, so SQLAlchemy invalidates it instead of returning it to the pool.
+    ``statement_timeout`` alone is not enough: a server that never receives the
+    statement (a cut or black-holed link) never times it out.
+    """
+
+    round_trip_timeout: float | None = None
+
+    async def wait(  # psycopg's own signature, ``timeout`` included
+        self,
+        gen: PQGen[RV],
+        interval: float = 0.1,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> RV:
+        bound = self.round_trip_timeout
+        if bound is None:
+            return await super().wait(gen, interval, timeout)
+        try:
+            async with asyncio.timeout(bound):
+                return await waiting.wait_async(
+                    gen, self.pgconn.socket, interval=interval, timeout=timeout
+                )
+        except TimeoutError:
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {bound:g} s"
+            ) from None
+        except asyncio.CancelledError:
+            self.pgconn.finish()  # abandoned mid-exchange: its state is unknown
+            raise
+
+    @classmethod
+    async def connect_bounded(
+        cls, conninfo: str, *, bound: float, autocommit: bool = False, **params: str
+    ) -> BoundedConnection:
+        """Connect within ``bound`` seconds (libpq's ``connect_timeout`` is whole
+        seconds, at least 2); the server also stops any statement after ``bound``.
+        ``params`` are added to ``conninfo`` (``options`` are appended to its own)."""
+        statement_timeout = f"-c statement_timeout={math.ceil(bound * 1000)}"
+        options = [conninfo_to_dict(conninfo).get("options"), params.pop("options", None)]
+        params["options"] = " ".join(
+            str(option) for option in [*options, statement_timeout] if option
+        )
+        try:
+            async with asyncio.timeout(bound):
+                connection = await cls.connect(
+                    make_conninfo(conninfo, **params), autocommit=autocommit
+                )
+        except TimeoutError:
+            raise psycopg.OperationalError(
+                f"no connection to the database within {bound:g} s"
+            ) from None
+        connection.round_trip_timeout = bound
+        return connection
+
+
+def postgres_conninfo(url: str) -> str:
+    """The libpq connection string of a SQLAlchemy URL (``postgresql+psycopg://…``)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def make_engine(
+    url: str, *, timeout: float | None = None, pool_size: int = 10, max_overflow: int = 10
+) -> AsyncEngine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    On PostgreSQL, ``timeout`` (seconds) bounds each step: connecting, waiting for a
+    pooled connection, each statement (see :class:`BoundedConnection`). The app passes
+    ``ENSU_STORE_TIMEOUT_SECONDS``; commands and migrations, whose statements may
+    legitimately be long, pass nothing.
+    """
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
@@ -68,7 +177,15 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True}
+    if timeout is None:
+        return create_async_engine(url, **pool)
+    conninfo = postgres_conninfo(url)
+
+    async def connect() -> BoundedConnection:
+        return await BoundedConnection.connect_bounded(conninfo, bound=timeout)
+
+    return create_async_engine(url, **pool, pool_timeout=timeout, async_creator=connect)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

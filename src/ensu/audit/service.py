@@ -218,7 +218,7 @@ class Journal:
     ) -> Journal:
         """Start the journal of ``settings`` (``sessionmaker``: the main database, for
         the events' outbox; without it no relay runs)."""
-        journal_store = store or JournalStore.for_settings(settings)
+        journal_store = store or JournalStore.for_settings(settings, bounded=True)
         signer = keys.load_or_create_signer(settings)
         writer = JournalWriter(journal_store, signer, checkpoint_interval=checkpoint_interval)
         await writer.start()

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from ensu.audit import merkle
 from ensu.audit.models import JOURNAL_TABLES, JournalCheckpoint, JournalLeaf, JournalNode
 from ensu.config import Settings
-from ensu.db import Base
+from ensu.db import Base, make_engine
 
 #: Stored subtree heights are the multiples of this (the height of a tile).
 TILE_HEIGHT = 8
@@ -111,14 +111,19 @@ def _sqlite_engine(url: str, *, write: bool, busy_timeout_ms: int) -> AsyncEngin
 class JournalStore:
     """The journal's database: write transactions, reads, tiles, checkpoints."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, url: str, *, busy_timeout_ms: int = 5000, timeout: float | None = None
+    ) -> None:
+        """``timeout`` (PostgreSQL): the bound of each step of a transaction (see
+        :func:`ensu.db.make_engine`), so that a slow or cut database fails the batch —
+        503 930002 for its callers — instead of holding their responses forever."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self._writer = _sqlite_engine(url, write=True, busy_timeout_ms=busy_timeout_ms)
             self._reader = _sqlite_engine(url, write=False, busy_timeout_ms=busy_timeout_ms)
         else:
-            self._writer = create_async_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+            self._writer = make_engine(url, timeout=timeout, pool_size=2, max_overflow=2)
             self._reader = self._writer.execution_options(isolation_level="REPEATABLE READ")
 
     @property
@@ -127,8 +132,12 @@ class JournalStore:
         return self._writer
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> JournalStore:
-        return cls(journal_url(settings))
+    def for_settings(cls, settings: Settings, *, bounded: bool = False) -> JournalStore:
+        """The journal of ``settings``; ``bounded``: the app's, whose every step is
+        bounded by ``ENSU_STORE_TIMEOUT_SECONDS`` (commands wait as long as needed)."""
+        return cls(
+            journal_url(settings), timeout=settings.store_timeout_seconds if bounded else None
+        )
 
     async def dispose(self) -> None:
         await self._writer.dispose()

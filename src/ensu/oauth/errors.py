@@ -6,11 +6,15 @@
     ├── UnauthorizedClient    400 unauthorized_client
     ├── UnsupportedGrantType  400 unsupported_grant_type
     ├── InvalidScope          400 invalid_scope
-    └── SlowDown              429 slow_down             (+ Retry-After)
+    ├── SlowDown              429 slow_down             (+ Retry-After)
+    └── TemporarilyUnavailable 503 temporarily_unavailable (+ Retry-After)
 
 ``slow_down`` is the token endpoint error of RFC 8628 §3.5, registered in IANA's "OAuth
 Extensions Error Registry" for token endpoint responses: the closest standard word for
-"too many requests" there. ``reason`` is for the journal only and never sent.
+"too many requests" there. ``temporarily_unavailable`` is RFC 6749 §4.1.2.1's word for
+a server that cannot handle the request now (there, of the authorization endpoint): the
+token endpoint answers it when its database is down or too slow, rather than a 500.
+``reason`` is for the journal only and never sent.
 """
 
 from __future__ import annotations
@@ -70,3 +74,15 @@ class SlowDown(OAuthError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The database is down or slower than ``ENSU_STORE_TIMEOUT_SECONDS``: retry later."""
+
+    error, status = "temporarily_unavailable", 503
+
+    def __init__(self, *, reason: str = "store_unavailable") -> None:
+        super().__init__("Service momentanément indisponible : réessayez plus tard.", reason=reason)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}

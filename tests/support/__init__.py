@@ -1,0 +1,1 @@
+"""Test helpers that are neither fixtures nor tests (a TCP proxy for failure tests)."""

@@ -382,6 +382,8 @@ def test_redis_cut_is_a_bounded_503_930003_until_it_is_back(app: Stack, restored
 def test_redis_black_holed_or_slow_is_503_930003_within_its_bound_200(
     app: Stack, restored: Rig
 ) -> None:
+    """A Redis that never answers, or answers later than the quota check's bound: 503
+    930003 within it (fail closed, R-Q-1); answering within it: 200."""
     with client_of(app.urls["direct"], app.var) as client:
         token = app.token("direct", A)
         restored.redis.black_hole()

@@ -356,7 +356,7 @@ class JournalWriter:
                 await self._load()
             except Exception as exc:  # still failing: wait longer
                 logger.warning("journal store still unavailable: %r", exc)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 5.0)  # back within seconds of the store
                 continue
             self._failure = None
             logger.warning("journal store available again, %d leaves", self._compact.end)

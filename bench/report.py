@@ -251,6 +251,8 @@ def write_json(directory: Path, *, results: dict[str, ArmResult], context: dict[
     }
     path = directory / f"bench-{stamp}.json"
     partial = path.with_suffix(".tmp")
-    partial.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    partial.write_bytes(
+        orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    )
     os.replace(partial, path)
     return path

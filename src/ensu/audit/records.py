@@ -22,6 +22,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import orjson
@@ -115,6 +116,21 @@ def _utc_ms(name: str, value: dt.datetime) -> dt.datetime:
     return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
+_METHOD = re.compile(r"[A-Z]+")
+_ROUTE = re.compile(r"/[!-~]*")
+_ERROR_CODE = re.compile(r"[0-9]{6}")
+
+
+@lru_cache(maxsize=4096)
+def _is_ip(text: str) -> bool:
+    """Whether ``text`` is an IP address (cached: the same callers come back)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallRecord:
     """One API call, allowed or refused (R-TR-1). Never a token, never a secret."""
@@ -160,13 +176,8 @@ class CallRecord:
         _text("thumbprint", self.thumbprint, limit=43, pattern=_THUMBPRINT)
         _text("jti", self.jti, limit=64, pattern=_CODE)
         _text("correlation_id", self.correlation_id, limit=64, pattern=_CODE)
-        if self.ip is not None:
-            try:
-                ipaddress.ip_address(self.ip)
-            except ValueError:
-                raise RecordError(
-                    f"ip: {self.ip[:80]!r} is not an IP address", field="ip"
-                ) from None
+        if self.ip is not None and not _is_ip(self.ip):
+            raise RecordError(f"ip: {self.ip[:80]!r} is not an IP address", field="ip")
 
     def _check_request(self) -> None:
         _text("siren", self.siren, limit=9, pattern=_SIREN)
@@ -175,10 +186,10 @@ class CallRecord:
             _text("document_codes", code, limit=16, pattern=_CODE)
         for identifier in self.document_ids:
             _text("document_ids", identifier, limit=128, pattern=_CODE)
-        _text("method", self.method, limit=8, pattern=re.compile(r"[A-Z]+"))
-        _text("route", self.route, limit=200, pattern=re.compile(r"/[!-~]*"))
+        _text("method", self.method, limit=8, pattern=_METHOD)
+        _text("route", self.route, limit=200, pattern=_ROUTE)
         _text("reason", self.reason, limit=64, pattern=_CODE)
-        _text("error_code", self.error_code, limit=6, pattern=re.compile(r"[0-9]{6}"))
+        _text("error_code", self.error_code, limit=6, pattern=_ERROR_CODE)
         if not isinstance(self.status, int) or not 100 <= self.status <= 599:
             raise RecordError("status: an HTTP status")
         if (self.decision is Decision.ALLOWED) != (self.status < 400):

@@ -33,6 +33,8 @@ Errors = list[tuple[str, str]]
 
 def refuse_unknown(params: QueryParams, allowed: frozenset[str]) -> None:
     """An unknown or repeated single-valued parameter is an error, not silently ignored."""
+    if not params:
+        return
     errors = [(name, "paramètre inconnu") for name in params if name not in allowed]
     errors += [
         (name, "paramètre répété")

@@ -10,7 +10,6 @@ certificate, IP, technical identifier, token, rights, quota; header validation
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from ensu.errors import (
     TokenInvalid,
     TokenMissing,
 )
-from ensu.gateway.mtls import ClientCertificate, client_ip, presented_certificate
+from ensu.gateway.mtls import ClientCertificate, client_ip, parse_address, presented_certificate
 from ensu.gateway.quota import QuotaCheck, QuotaCounter, QuotaDecision
 from ensu.oauth.tokens import AccessClaims, TokenError, binding_matches
 
@@ -94,10 +93,7 @@ class IPCheck:
 
     async def __call__(self, attempt: Attempt) -> None:
         raw = client_ip(attempt.scope, attempt.settings)
-        try:
-            address = ipaddress.ip_address(raw) if raw else None
-        except ValueError:
-            address = None
+        address = parse_address(raw) if raw else None
         if address is None:
             raise IPNotAllowed(reason="ip_unknown")
         candidates = tuple(

@@ -62,15 +62,27 @@ def thumbprint_s256(der: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
 
 
+@lru_cache(maxsize=4096)
+def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address ``text`` names, or None; cached (a peer or client address recurs on
+    every call of its connection, and parsing it costs microseconds)."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _within(host: str, trusted: tuple[Network, ...]) -> bool:
+    address = parse_address(host)
+    return address is not None and any(address in network for network in trusted)
+
+
 def is_trusted_peer(host: str | None, trusted: Sequence[Network]) -> bool:
     """True when the immediate peer is a configured trusted proxy (or a unix socket)."""
     if host is None or host == "":
         return True  # unix socket: only the local proxy can connect
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return any(address in network for network in trusted)
+    return _within(host, tuple(trusted))
 
 
 def _header(scope: Mapping[str, Any], name: bytes) -> bytes | None:

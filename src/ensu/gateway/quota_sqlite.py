@@ -102,6 +102,16 @@ class SQLiteCounter:
             raise
         return int(count)
 
+    def try_hit(self, *, key: str, limit: int, now: float) -> QuotaDecision | None:
+        window = window_of(now)
+        if window != self._purge_asked:
+            return None  # a new window: the purge runs off the loop, in hit()
+        try:
+            count = self._hit_inline(key, window)
+        except (sqlite3.Error, OSError) as exc:
+            raise CounterStoreError(f"quota store {self.path}: {exc}") from exc
+        return None if count is None else decide(count=count, limit=limit, now=now)
+
     async def hit(self, *, key: str, limit: int, now: float) -> QuotaDecision:
         window = window_of(now)
         try:

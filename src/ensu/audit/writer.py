@@ -276,6 +276,11 @@ class JournalWriter:
     async def _transaction(
         self, appends: Sequence[_Append], requested: bool
     ) -> tuple[int, merkle.CompactRange, StoredCheckpoint | None]:
+        batch_writer = self.store.batch_writer
+        if batch_writer is not None:
+            done = await self._one_hop(batch_writer, appends, requested)
+            if done is not None:
+                return done
         async with self.store.write() as connection:
             first = await store.size(connection)
             if first == self._compact.end:
@@ -297,6 +302,33 @@ class JournalWriter:
                 checkpoint = sign_checkpoint(self.signer, compact, self.clock())
                 if not await store.insert_checkpoint(connection, checkpoint):
                     checkpoint = (await store.checkpoints(connection, compact.end, compact.end))[0]
+        return first, compact, checkpoint
+
+    async def _one_hop(
+        self, batch_writer: store.SQLiteBatchWriter, appends: Sequence[_Append], requested: bool
+    ) -> tuple[int, merkle.CompactRange, StoredCheckpoint | None] | None:
+        """The batch on the assumption that the journal still ends where this writer
+        left it (the common case); None when another process appended meanwhile."""
+        first = self._compact.end
+        compact = self._compact.copy()
+        tiles: list[merkle.Piece] = []
+
+        def keep(piece: merkle.Piece) -> None:
+            if store.stored_level(piece):
+                tiles.append(piece)
+
+        for item in appends:
+            compact.append(item.row.leaf_hash, keep)
+        checkpoint = None
+        if requested or self._checkpoint_due(compact.end):
+            checkpoint = sign_checkpoint(self.signer, compact, self.clock())
+        rows = [item.row for item in appends]
+        written, inserted = await batch_writer.write(first, rows, tiles, checkpoint)
+        if not written:
+            return None
+        if checkpoint is not None and not inserted:  # another process signed this size
+            async with self.store.read() as connection:
+                checkpoint = (await store.checkpoints(connection, compact.end, compact.end))[0]
         return first, compact, checkpoint
 
     def _checkpoint_due(self, size: int) -> bool:

@@ -11,6 +11,7 @@ gateway like any refusal, never an unstructured 500 nor a hung request.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -69,6 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.authority = StoreAuthority(settings=settings, sessionmaker=sessionmaker)
         await app.state.authority.start()
         app.state.journal = await Journal.open(settings=settings, sessionmaker=sessionmaker)
+        # Everything loaded so far (modules, mappers, schemas) lives as long as the
+        # process: out of the collector's sight, a full collection no longer scans it
+        # (each one paused the loop about 120 ms, the p99 of issue 5's bench).
+        gc.freeze()
         try:
             yield
         finally:

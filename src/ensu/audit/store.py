@@ -171,25 +171,30 @@ class SQLiteBatchWriter:
             if (0 if highest is None else int(highest) + 1) != first:
                 connection.execute("ROLLBACK")
                 return False, False
-            connection.executemany(
-                _INSERT_LEAF,
-                [
-                    (
-                        first + offset,
-                        row.leaf_hash,
-                        row.record,
-                        row.kind,
-                        row.retention,
-                        _DATETIME(row.at),
-                        row.id_teleservice,
-                        row.tag,
-                    )
-                    for offset, row in enumerate(rows)
-                ],
-            )
+            # One multi-row statement each, not executemany: sqlite3 gives the GIL back
+            # around every step, and each step's return then waits for a busy loop.
+            if rows:
+                connection.execute(
+                    _INSERT_LEAF + ", (?, ?, ?, ?, ?, ?, ?, ?, NULL)" * (len(rows) - 1),
+                    [
+                        value
+                        for offset, row in enumerate(rows)
+                        for value in (
+                            first + offset,
+                            row.leaf_hash,
+                            row.record,
+                            row.kind,
+                            row.retention,
+                            _DATETIME(row.at),
+                            row.id_teleservice,
+                            row.tag,
+                        )
+                    ],
+                )
             if tiles:
-                connection.executemany(
-                    _INSERT_NODE, [(piece.level, piece.index, piece.hash) for piece in tiles]
+                connection.execute(
+                    _INSERT_NODE + ", (?, ?, ?)" * (len(tiles) - 1),
+                    [value for piece in tiles for value in (piece.level, piece.index, piece.hash)],
                 )
             inserted = False
             if checkpoint is not None:

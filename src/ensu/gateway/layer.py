@@ -37,7 +37,7 @@ from ensu.errors import (
     Overloaded,
     StoreUnavailable,
 )
-from ensu.gateway.cache import TTLCache
+from ensu.gateway.cache import RefreshingCache
 from ensu.gateway.caller import SCOPE_KEY, TRACE_KEY, Caller, Trace
 from ensu.gateway.checks import CHAIN, Attempt, valid_correlation_id
 from ensu.gateway.direct import Call, DirectRoutes, Handler
@@ -68,7 +68,9 @@ class StoreAuthority:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.keyring = KeyRing()
-        self.views: TTLCache[str, tuple[TeleserviceView, ...]] = TTLCache(ttl=VIEW_TTL_SECONDS)
+        self.views: RefreshingCache[str, tuple[TeleserviceView, ...]] = RefreshingCache(
+            self._load_views, ttl=VIEW_TTL_SECONDS
+        )
         self.claims: dict[str, tokens.AccessClaims] = {}
         self.revocations = RevocationWatch(sessionmaker)
         self.quota_counter: QuotaCounter = make_counter(settings)
@@ -81,18 +83,17 @@ class StoreAuthority:
         await self.quota_counter.aclose()
 
     async def teleservices_for(self, thumbprint: str) -> tuple[TeleserviceView, ...]:
-        views = self.views.get(thumbprint)
-        if views is None:
-            try:
-                async with asyncio.timeout(self.settings.store_timeout_seconds):
-                    async with self.sessionmaker() as session:
-                        views = await consumers.find_by_thumbprint(
-                            session=session, thumbprint=thumbprint
-                        )
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
-                raise StoreUnavailable(reason="database_unavailable") from exc
-            self.views.put(thumbprint, views)
-        return views
+        return await self.views.get(thumbprint)
+
+    async def _load_views(self, thumbprint: str) -> tuple[TeleserviceView, ...]:
+        try:
+            async with asyncio.timeout(self.settings.store_timeout_seconds):
+                async with self.sessionmaker() as session:
+                    return await consumers.find_by_thumbprint(
+                        session=session, thumbprint=thumbprint
+                    )
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(reason="database_unavailable") from exc
 
     async def verify_token(self, token: str, now: float) -> tokens.AccessClaims:
         cached = self.claims.get(token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 
 from ensu.config import TLSMode
 from ensu.consumers import service as consumers
-from ensu.gateway.cache import TTLCache
+from ensu.gateway.cache import RefreshingCache
 from tests.unit.gateway.conftest import PEER, SIREN, World, cert_header
 from tests.unit.oauth.certs import make_certificate
 
@@ -216,15 +217,43 @@ async def test_direct_mode_reads_the_tls_extension(world: World) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_ttl_cache_expires_entries() -> None:
+async def test_cache_bounds_staleness_refreshes_ahead_and_loads_once() -> None:
+    """Issue 5: an entry is never served older than ttl; past half of it, one caller
+    starts a background reload while being served; concurrent misses share one load."""
     now = [100.0]
-    cache: TTLCache[str, int] = TTLCache(ttl=1.0, clock=lambda: now[0])
-    cache.put("k", 1)
-    assert cache.get("k") == 1
-    now[0] += 0.999
-    assert cache.get("k") == 1
-    now[0] += 0.002
-    assert cache.get("k") is None
+    loads: list[str] = []
+    release = asyncio.Event()
+
+    async def load(key: str) -> int:
+        loads.append(key)
+        await release.wait()
+        return len(loads)
+
+    cache: RefreshingCache[str, int] = RefreshingCache(load, ttl=1.0, clock=lambda: now[0])
+    release.set()
+    assert await cache.get("k") == 1
+    now[0] += 0.4
+    assert await cache.get("k") == 1  # fresh: no reload
+    assert loads == ["k"]
+    now[0] += 0.2  # past refresh_after: served, and one reload starts
+    release.clear()
+    assert await cache.get("k") == 1
+    assert await cache.get("k") == 1
+    await asyncio.sleep(0)  # the reload task runs
+    assert loads == ["k", "k"]  # one reload in flight, not two
+    release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert await cache.get("k") == 2
+    now[0] += 1.5  # expired: callers wait, and share one load
+    release.clear()
+    waiting = [asyncio.create_task(cache.get("k")) for _ in range(5)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == [3] * 5
+    assert len(loads) == 3
+    cache.clear()
+    assert await cache.get("k") == 4
 
 
 async def test_etat_sante_needs_no_token(world: World) -> None:

@@ -18,6 +18,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -129,17 +130,26 @@ async def current(
     *, session: AsyncSession, secret_key: SecretStr, now: dt.datetime, actor: str = "system"
 ) -> ActiveKey:
     """The current signing key, created if there is none."""
-    row = await session.scalar(
-        select(SigningKey)
-        .where(SigningKey.retire_after.is_(None))
-        .order_by(SigningKey.created_at.desc(), SigningKey.kid)
-        .limit(1)
-    )
+    row = (
+        await session.execute(
+            select(SigningKey.kid, SigningKey.private_key)
+            .where(SigningKey.retire_after.is_(None))
+            .order_by(SigningKey.created_at.desc(), SigningKey.kid)
+            .limit(1)
+        )
+    ).first()
     if row is None:
         return await _create(session, secret_key=secret_key, now=now, actor=actor)
-    der = unseal(row.private_key, kid=row.kid, wrapping=wrapping_key(secret_key))
+    return _opened(row.kid, row.private_key, secret_key.get_secret_value())
+
+
+@lru_cache(maxsize=16)
+def _opened(kid: str, sealed: bytes, secret: str) -> ActiveKey:
+    """The key ``sealed`` under ``secret``, opened once per process (deriving, opening
+    and importing it cost about as much as signing: the token endpoint's hot path)."""
+    der = unseal(sealed, kid=kid, wrapping=wrapping_key(SecretStr(secret)))
     private = serialization.load_der_private_key(der, password=None)
-    return ActiveKey(kid=row.kid, key=ECKey.import_key(private))  # type: ignore[arg-type]
+    return ActiveKey(kid=kid, key=ECKey.import_key(private))  # type: ignore[arg-type]
 
 
 async def rotate(

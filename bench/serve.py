@@ -31,10 +31,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bench.world import Quota, settings_for
-from ensu.app import create_app
+from bench.settings import Quota, settings_for
 from ensu.cli.serve import server_options
-from ensu.oauth.throttle import Throttle
 
 JSON = "application/json"
 METADATA_ROUTE = "/ensudocuments/v1/documents/{typeIdentifiant}/{identifiant}"
@@ -77,6 +75,10 @@ def ensu_app(config: dict[str, Any]) -> tuple[ASGIApp, dict[str, Any]]:
     """The product's app and ``ensu serve``'s uvicorn options for ``config``."""
     quota: Quota = config["quota"]
     settings = settings_for(Path(config["var_dir"]), quota=quota, redis_url=config["redis_url"])
+    # Imported here: the reference servers (C1, C2) hold nothing of the product.
+    from ensu.app import create_app  # noqa: PLC0415
+    from ensu.oauth.throttle import Throttle  # noqa: PLC0415
+
     app = create_app(settings)
     app.state.oauth_throttle = Throttle(rate=UNTHROTTLED, burst=UNTHROTTLED)
     stats_file = Path(config["stats_file"])

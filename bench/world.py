@@ -7,19 +7,18 @@ temporary folder: the bench never touches the repository's ``var/``.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import quote
 
 import anyio
 from fpdf import FPDF
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.settings import settings_for
 from ensu import db
-from ensu.config import BlobBackend, Environment, Settings, TLSMode
+from ensu.config import Environment, Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.schemas import FAMILIES, CertificateRef
 from ensu.documents import service as documents
@@ -33,9 +32,6 @@ CLIENT_ID = "client-bench"
 ID_TELESERVICE = "TS-BENCH"
 #: The highest quota a téléservice may have: the bench measures service, not refusals.
 QUOTA_PER_MINUTE = 1_000_000
-#: The address the TLS proxy would forward (X-Forwarded-For), inside the allowlist.
-CLIENT_IP = "127.0.0.1"
-TRUSTED_PROXY = "127.0.0.1/32"
 SUBJECTS = 16
 #: Monthly VAT returns of one year per subject: SUBJECTS x 12 documents.
 MONTHS = 12
@@ -43,8 +39,6 @@ CODE = "TVA-CA3"
 YEAR = 2024
 #: Incompressible bytes attached to each PDF, so that a document weighs what a real one does.
 PDF_ATTACHMENT_BYTES = 32 * 1024
-
-Quota = Literal["sqlite", "redis"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,23 +57,6 @@ class World:
     def certificate_header(self) -> str:
         """The PEM as nginx forwards it: ``$ssl_client_escaped_cert`` (URL-escaped)."""
         return quote(self.pki.client_cert(STEM).read_text(), safe="")
-
-
-def settings_for(var_dir: Path, *, quota: Quota, redis_url: str | None) -> Settings:
-    """Proxy-mode settings, every value explicit so no ``ENSU_*`` of the shell leaks in."""
-    return Settings(
-        environment=Environment.SANDBOX,
-        var_dir=var_dir,
-        database_url=f"sqlite+aiosqlite:///{var_dir / 'ensu.db'}",
-        blob_backend=BlobBackend.FILESYSTEM,
-        blob_dir=var_dir / "blobs",
-        pki_dir=var_dir / "pki",
-        tls_mode=TLSMode.PROXY,
-        trusted_proxies=[ipaddress.ip_network(TRUSTED_PROXY)],
-        quota_backend=quota,
-        redis_url=redis_url,
-        token_ttl_seconds=3600,
-    )
 
 
 def sirens(count: int) -> tuple[str, ...]:

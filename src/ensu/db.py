@@ -19,11 +19,9 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from alembic import command
-from alembic.config import Config
 from psycopg import waiting
 from psycopg.abc import RV, PQGen
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -37,6 +35,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -203,6 +204,8 @@ async def session_scope(
 
 def alembic_config(url: str) -> Config:
     """Alembic's configuration, built in code so no ``alembic.ini`` is needed."""
+    from alembic.config import Config  # noqa: PLC0415 - not in the serving process
+
     config = Config()
     config.set_main_option("script_location", "ensu:migrations")
     config.set_main_option(
@@ -220,14 +223,20 @@ def upgrade(url: str, revision: str = "head") -> None:
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+    from alembic import command  # noqa: PLC0415 - not in the serving process
+
     command.upgrade(alembic_config(url), revision)
 
 
 def check(url: str) -> None:
     """Raise if the models and the migrations disagree (``alembic check``)."""
+    from alembic import command  # noqa: PLC0415 - not in the serving process
+
     command.check(alembic_config(url))
 
 
 def revision(url: str, message: str) -> None:
     """Autogenerate a date-prefixed migration from the difference models/database."""
+    from alembic import command  # noqa: PLC0415 - not in the serving process
+
     command.revision(alembic_config(url), message, autogenerate=True)

@@ -11,7 +11,8 @@ import random
 from dataclasses import dataclass
 
 from bench.load import Load
-from bench.world import CLIENT_ID, CLIENT_IP, ID_TELESERVICE, World
+from bench.settings import CLIENT_IP
+from bench.world import CLIENT_ID, ID_TELESERVICE, World
 
 API = "/ensudocuments/v1"
 FORM = "application/x-www-form-urlencoded"

@@ -5,7 +5,7 @@ the OAuth endpoints authenticate their clients themselves (RFC 6749 §2.3, RFC 8
 
 A database that is down, cut off or slower than ``ENSU_STORE_TIMEOUT_SECONDS`` (the
 engine is bounded, :func:`ensu.db.make_engine`) fails the route with one of
-:data:`ensu.db.STORE_FAILURES`: answered 503 930004 with ``Retry-After``, journaled by the
+:func:`ensu.db.store_failures`: answered 503 930004 with ``Retry-After``, journaled by the
 gateway like any refusal, never an unstructured 500 nor a hung request.
 """
 
@@ -97,7 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Gateway, routes=DIRECT_ROUTES)
     app.add_exception_handler(EnsuError, _problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
-    for failure in db.STORE_FAILURES:
+    if not settings.is_sqlite:
+        import psycopg  # noqa: F401, PLC0415 - loaded now, so that its errors are mapped below
+    for failure in db.store_failures():
         app.add_exception_handler(failure, _store_unavailable)
     app.add_exception_handler(Exception, _internal)
     return app

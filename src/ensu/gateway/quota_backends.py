@@ -6,9 +6,6 @@ from typing import Literal
 
 from ensu.config import Settings
 from ensu.gateway.quota import COUNTER_TIMEOUT_SECONDS, QuotaCounter
-from ensu.gateway.quota_postgres import PostgresCounter
-from ensu.gateway.quota_redis import RedisCounter
-from ensu.gateway.quota_sqlite import SQLiteCounter
 
 QuotaBackend = Literal["sqlite", "postgresql", "redis"]
 
@@ -32,8 +29,12 @@ def make_counter(settings: Settings) -> QuotaCounter:
     quota check's own bound, when shorter), so a slow or cut store fails the hit with
     503 930003 instead of holding it (R-Q-1 fails closed).
     """
+    # Each backend is imported when chosen: the clients of the others (redis-py, psycopg,
+    # about 20 MB each) stay out of the process.
     backend = backend_for(settings)
     if backend == "redis":
+        from ensu.gateway.quota_redis import RedisCounter  # noqa: PLC0415
+
         if not settings.redis_url:
             raise ValueError("ENSU_QUOTA_BACKEND=redis needs ENSU_REDIS_URL")
         return RedisCounter.from_url(
@@ -42,9 +43,13 @@ def make_counter(settings: Settings) -> QuotaCounter:
             timeout=min(settings.store_timeout_seconds, COUNTER_TIMEOUT_SECONDS),
         )
     if backend == "postgresql":
+        from ensu.gateway.quota_postgres import PostgresCounter  # noqa: PLC0415
+
         if settings.is_sqlite:
             raise ValueError("ENSU_QUOTA_BACKEND=postgresql needs a PostgreSQL database_url")
         return PostgresCounter.from_url(
             settings.database_url, timeout=settings.store_timeout_seconds
         )
+    from ensu.gateway.quota_sqlite import SQLiteCounter  # noqa: PLC0415
+
     return SQLiteCounter(settings.var_dir / "quota.db")

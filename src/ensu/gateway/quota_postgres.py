@@ -18,7 +18,7 @@ fraction of a second of counts, never corrupt anything (unlike ``fsync=off``), w
 acceptable for counters of one-minute windows (as ``synchronous=NORMAL`` for SQLite).
 
 With a ``timeout`` (the app passes ``ENSU_STORE_TIMEOUT_SECONDS``) the connections are
-bounded (:class:`~ensu.db.BoundedConnection`): connecting and each hit give up after
+bounded (:class:`~ensu.postgres.BoundedConnection`): connecting and each hit give up after
 it, and a hit abandoned by the quota check's own, shorter bound closes its connection at
 once instead of waiting for a cancel request to cross the failing link.
 """
@@ -28,8 +28,8 @@ from __future__ import annotations
 import anyio
 import psycopg
 
-from ensu.db import BoundedConnection, postgres_conninfo
 from ensu.gateway.quota import CounterStoreError, PurgeSchedule, QuotaDecision, decide, window_of
+from ensu.postgres import BoundedConnection, postgres_conninfo
 
 HIT = (
     "INSERT INTO quota_counters (key, minute, count) VALUES (%s, %s, 1)"

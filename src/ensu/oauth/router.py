@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.config import Settings
 from ensu.consumers.schemas import TeleserviceView
-from ensu.db import STORE_FAILURES
+from ensu.db import store_failures
 from ensu.gateway.mtls import ClientCertificate, client_ip, presented_certificate
 from ensu.oauth import service
 from ensu.oauth.errors import InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
@@ -142,7 +142,7 @@ async def _guarded(request: Request, endpoint: str, handler: Handler) -> Respons
     out whose issuance was not committed with its event, and never a 500."""
     try:
         return await _handled(request, endpoint, handler)
-    except STORE_FAILURES as error:
+    except store_failures() as error:
         logger.warning("%s: store unavailable: %s", endpoint, type(error).__name__)
         return _error(TemporarilyUnavailable(reason=f"store_{type(error).__name__}"))
 

@@ -221,7 +221,7 @@ class Journal:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
         store: JournalStore | None = None,
-        monitor_interval: float = 60.0,
+        monitor_interval: float = 10.0,
         relay_interval: float = 1.0,
         checkpoint_interval: float = 10.0,
     ) -> Journal:

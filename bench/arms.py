@@ -40,12 +40,12 @@ ARMS = (
     Arm("C2", "C2 bare Starlette", STARLETTE, "—", True, "metadata"),
     Arm("metadata/sqlite", "metadata GET", ENSU_SQLITE, "SQLite", False, "metadata"),
     Arm("list/sqlite", "list GET", ENSU_SQLITE, "SQLite", False, "list"),
-    Arm("content/sqlite", "content GET (PDF)", ENSU_SQLITE, "SQLite", False, "content"),
+    Arm("content/sqlite", "content GET (PDF, X-Accel)", ENSU_SQLITE, "SQLite", False, "content"),
     # The token endpoint is outside the gateway: no quota, so one arm is enough.
     Arm("token", "token POST", ENSU_SQLITE, "—", False, "token"),
     Arm("metadata/redis", "metadata GET", ENSU_REDIS, "Redis", False, "metadata"),
     Arm("list/redis", "list GET", ENSU_REDIS, "Redis", False, "list"),
-    Arm("content/redis", "content GET (PDF)", ENSU_REDIS, "Redis", False, "content"),
+    Arm("content/redis", "content GET (PDF, X-Accel)", ENSU_REDIS, "Redis", False, "content"),
 )
 REFERENCES = tuple(arm for arm in ARMS if arm.reference)
 

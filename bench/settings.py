@@ -34,4 +34,6 @@ def settings_for(var_dir: Path, *, quota: Quota, redis_url: str | None) -> Setti
         quota_backend=quota,
         redis_url=redis_url,
         token_ttl_seconds=3600,
+        # As deployed behind nginx: the content route hands the file to nginx.
+        accel_redirect=True,
     )

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     #: R-TR-4: how long the journal keeps the records of the exchanges (calls), in days.
     journal_retention_days: int = Field(default=365, ge=1)
     pdf_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    #: Proxy mode, filesystem blobs: hand each PDF to nginx with ``X-Accel-Redirect``
+    #: (its ``/_blobs/`` location, deploy/nginx/ensu.conf.template) instead of copying it.
+    accel_redirect: bool = False
     #: Calls in the access chain at once per process; beyond, shed with 503 930005.
     max_in_flight: int = Field(default=256, ge=1)
     #: Bound on a database or Redis round trip on the hot path (connect, query), seconds:
@@ -97,6 +100,17 @@ class Settings(BaseSettings):
             self.blob_dir = self.var_dir / "blobs"
         if self.pki_dir is None:
             self.pki_dir = self.var_dir / "pki"
+        return self
+
+    @model_validator(mode="after")
+    def _accel_needs_the_proxy(self) -> Settings:
+        if self.accel_redirect and (
+            self.tls_mode is not TLSMode.PROXY or self.blob_backend is not BlobBackend.FILESYSTEM
+        ):
+            raise ValueError(
+                "ENSU_ACCEL_REDIRECT needs ENSU_TLS_MODE=proxy (nginx serves the file) and "
+                "ENSU_BLOB_BACKEND=filesystem (a file for nginx to serve)"
+            )
         return self
 
     @model_validator(mode="after")

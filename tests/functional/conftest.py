@@ -115,7 +115,11 @@ class Var:
     database_url: str | None = None
 
     def settings(
-        self, *, tls_mode: TLSMode = TLSMode.DIRECT, trusted: tuple[str, ...] = ()
+        self,
+        *,
+        tls_mode: TLSMode = TLSMode.DIRECT,
+        trusted: tuple[str, ...] = (),
+        accel_redirect: bool = False,
     ) -> Settings:
         """Every value explicit, so that no ``ENSU_*`` variable of the shell leaks in."""
         return Settings(
@@ -127,6 +131,7 @@ class Var:
             pki_dir=self.directory / "pki",
             tls_mode=tls_mode,
             trusted_proxies=[ipaddress.ip_network(network) for network in trusted],
+            accel_redirect=accel_redirect,
         )
 
     @property
@@ -476,7 +481,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     var = prepare(root / "var")
     with ExitStack() as apps:
         direct = apps.enter_context(app_server(var.settings()))
-        proxy_settings = var.settings(tls_mode=TLSMode.PROXY, trusted=(NGINX_PEER,))
+        # Behind nginx as deployed: PDFs handed to nginx with X-Accel-Redirect.
+        proxy_settings = var.settings(
+            tls_mode=TLSMode.PROXY, trusted=(NGINX_PEER,), accel_redirect=True
+        )
         upstream = apps.enter_context(app_server(proxy_settings))
         untrusted_settings = var.settings(tls_mode=TLSMode.PROXY, trusted=(OTHER_PROXY,))
         untrusted = apps.enter_context(app_server(untrusted_settings))

@@ -111,3 +111,51 @@ def test_a_large_pdf_reaches_a_slow_reader_whole(stack: Stack, route: str) -> No
         time.sleep(PAUSE)  # reads nothing while the proxy's buffers fill
         content = response.read()
     assert content == large.content
+
+
+def test_behind_nginx_the_pdf_is_sent_by_nginx_and_checked_by_the_app(stack: Stack) -> None:
+    """Issue 5 (ENSU_ACCEL_REDIRECT): the app behind nginx answers the content route with
+    no body and ``X-Accel-Redirect`` to the verified blob; nginx sends the file with the
+    contract's headers and never shows the redirect. A blob altered on disk is refused
+    (the same integrity rule as a read by the app)."""
+    document = stack.var.of(SIREN)[0]
+    path = f"{API}/documents/IDENSUA/{document.idensua}/contenu"
+    trusted = {**stack.var.forged_cert_header(A), "X-Forwarded-For": "127.0.0.1"}
+    sent = {**api_headers(stack.token("direct", A), A), **trusted}
+    with stack.client("upstream", A) as client:  # the app itself, as nginx reaches it
+        raw = checked(client.get(path, headers=sent), sent)
+    assert raw.content == b""
+    accel = raw.headers["x-accel-redirect"]
+    assert accel.startswith("/_blobs/")
+    assert accel.endswith(hashlib.sha256(document.content).hexdigest())
+    blob = stack.var.directory / "blobs" / accel.removeprefix("/_blobs/")
+    assert blob.read_bytes() == document.content
+    original = blob.read_bytes()
+    try:
+        blob.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        sent = {**api_headers(stack.token("direct", A), A), **trusted}
+        with stack.client("upstream", A) as client:
+            refused = client.get(path, headers=sent)
+        assert refused.status_code == 500
+        assert "x-accel-redirect" not in refused.headers
+    finally:
+        blob.write_bytes(original)
+
+
+def test_through_nginx_the_accelerated_pdf_keeps_the_contract_headers(
+    stack: Stack, nginx_edge: object
+) -> None:
+    document = stack.var.of(SIREN)[1]
+    path = f"{API}/documents/IDENSUA/{document.idensua}/contenu"
+    with stack.client("nginx", A) as client:
+        sent = api_headers(request_token(client, A.client_id).json()["access_token"], A)
+        response = checked(client.get(path, headers=sent), sent)
+    assert response.content == document.content
+    assert "x-accel-redirect" not in response.headers
+    assert response.headers["content-type"] == "application/pdf"
+    digest = base64.b64encode(hashlib.sha256(document.content).digest()).decode()
+    assert response.headers["repr-digest"] == f"sha-256=:{digest}:"
+    assert response.headers["etag"] == f'"{hashlib.sha256(document.content).hexdigest()}"'
+    assert response.headers["content-disposition"] == f'inline; filename="{document.idensua}.pdf"'
+    assert response.headers["cache-control"] == "private, no-store"
+    assert int(response.headers["ratelimit-limit"]) > 0

@@ -68,3 +68,13 @@ def test_production_starts_with_real_material(tmp_path: Path) -> None:
         secret_key=SecretStr("a-real-secret-from-the-vault-0123456789"),
     )
     assert settings.environment is Environment.PRODUCTION
+
+
+def test_accel_redirect_needs_the_proxy_and_files(tmp_path: Path) -> None:
+    """ENSU_ACCEL_REDIRECT without nginx in front, or without files to send, would answer
+    empty bodies: refused at start, with the reason."""
+    with pytest.raises(ValidationError, match="ENSU_TLS_MODE=proxy"):
+        Settings(var_dir=tmp_path, accel_redirect=True)
+    with pytest.raises(ValidationError, match="ENSU_BLOB_BACKEND=filesystem"):
+        Settings(var_dir=tmp_path, accel_redirect=True, tls_mode="proxy", blob_backend="database")
+    assert Settings(var_dir=tmp_path, accel_redirect=True, tls_mode="proxy").accel_redirect

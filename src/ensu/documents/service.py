@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +26,8 @@ from ensu.documents.storage import (
     DatabaseBlobStore,
     FilesystemBlobStore,
 )
+
+T = TypeVar("T")
 
 
 def make_blob_store(
@@ -132,8 +136,29 @@ async def read_content(
     The alert is committed in its own transaction, so that it survives the caller's
     rollback.
     """
+    return await _alerting(sessionmaker, document, actor, store.get(document.sha256))
+
+
+async def accel_name(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    store: FilesystemBlobStore,
+    document: DocumentMeta | Document,
+    actor: str,
+) -> str:
+    """The verified blob's path under the store, for ``X-Accel-Redirect``: the same
+    integrity rule as :func:`read_content` (a mismatch is an alert, nothing is served)."""
+    return await _alerting(sessionmaker, document, actor, store.verified_name(document.sha256))
+
+
+async def _alerting(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    document: DocumentMeta | Document,
+    actor: str,
+    read: Awaitable[T],
+) -> T:
     try:
-        return await store.get(document.sha256)
+        return await read
     except BlobIntegrityError as exc:
         async with sessionmaker() as session, session.begin():
             await audit.record_event(

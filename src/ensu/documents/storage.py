@@ -24,6 +24,8 @@ from ensu.documents.models import Blob
 
 #: Blobs up to this size are read in the event loop's thread (see ``get``).
 INLINE_READ_BYTES = 256 * 1024
+#: File versions remembered as verified (see ``FilesystemBlobStore.verified_name``).
+VERIFIED_VERSIONS = 100_000
 
 
 class BlobError(Exception):
@@ -71,6 +73,8 @@ class FilesystemBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        #: sha256 -> (inode, size, mtime, ctime) of the file version last verified.
+        self._verified: dict[bytes, tuple[int, int, int, int]] = {}
 
     def path_for(self, sha256: bytes) -> Path:
         name = sha256.hex()
@@ -114,6 +118,27 @@ class FilesystemBlobStore:
 
     async def exists(self, sha256: bytes) -> bool:
         return self.path_for(sha256).exists()
+
+    async def verified_name(self, sha256: bytes) -> str:
+        """The blob's path relative to the store, its content verified: for a proxy that
+        serves the file itself (``X-Accel-Redirect``).
+
+        The content is hashed when this file version was not verified before: a version
+        is its inode, size, modification and status-change times, so any write to the
+        file (even one that puts its mtime back: the ctime moves) makes it checked again.
+        """
+        path = self.path_for(sha256)
+        try:
+            stat = path.stat()
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(sha256.hex()) from exc
+        version = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        if self._verified.get(sha256) != version:
+            await self.get(sha256)  # raises BlobIntegrityError on a mismatch
+            if len(self._verified) >= VERIFIED_VERSIONS:
+                self._verified.clear()
+            self._verified[sha256] = version
+        return path.relative_to(self.root).as_posix()
 
 
 class DatabaseBlobStore:

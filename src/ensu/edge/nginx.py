@@ -7,6 +7,9 @@ between nginx and the app.
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import re
 import shutil
 from collections.abc import Sequence
@@ -31,6 +34,10 @@ class NginxSite:
     blob_dir: Path
     worker_processes: int = 1
     daemon: bool = False
+    #: ``user group`` of nginx's workers (when started as root); None: the owner of
+    #: ``blob_dir``, so that the workers can read the files they send on the app's
+    #: ``X-Accel-Redirect``.
+    user: str | None = None
 
 
 def render(site: NginxSite, *, template: Path = TEMPLATE) -> str:
@@ -46,8 +53,19 @@ def render(site: NginxSite, *, template: Path = TEMPLATE) -> str:
         "SERVER_KEY": str(site.pki.server_key),
         "CLIENT_CA": str(site.pki.ca_cert),
         "BLOB_DIR": str(site.blob_dir),
+        "USER": site.user or owner_of(site.blob_dir),
     }
     return PLACEHOLDER.sub(lambda match: values[match.group(1)], template.read_text())
+
+
+def owner_of(path: Path) -> str:
+    """``user group`` owning ``path`` (or this process's, while it does not exist)."""
+    try:
+        stat = path.stat()
+        uid, gid = stat.st_uid, stat.st_gid
+    except FileNotFoundError:
+        uid, gid = os.getuid(), os.getgid()
+    return f"{pwd.getpwuid(uid).pw_name} {grp.getgrgid(gid).gr_name}"
 
 
 def write(site: NginxSite, *, template: Path = TEMPLATE) -> Path:

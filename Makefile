@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 RUN := $(UV) run --locked --no-sync
 export ENSU_VAR_DIR ?= var
 
-.PHONY: help setup system-deps services run test lint typecheck pytest bench clean
+.PHONY: help setup system-deps services run test lint typecheck pytest bench bench-scale clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test: setup services lint typecheck pytest ## lint, types, the whole suite (what
 
 bench: setup ## benchmarks against references measured in the same run
 	@$(RUN) python -m bench
+
+bench-scale: setup ## latency and bytes per document of 10k- and 1M-subject stores (10M documents)
+	@$(RUN) python -m bench.scale
 
 clean: ## remove generated state (var/: database, blobs, development PKI)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -73,6 +73,7 @@ class FilesystemBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root_text = str(root)
         #: sha256 -> (inode, size, mtime, ctime) of the file version last verified.
         self._verified: dict[bytes, tuple[int, int, int, int]] = {}
 
@@ -127,18 +128,19 @@ class FilesystemBlobStore:
         is its inode, size, modification and status-change times, so any write to the
         file (even one that puts its mtime back: the ctime moves) makes it checked again.
         """
-        path = self.path_for(sha256)
+        hexdigest = sha256.hex()
+        name = f"{hexdigest[:2]}/{hexdigest[2:4]}/{hexdigest}"  # as path_for, without pathlib
         try:
-            stat = path.stat()
+            stat = os.stat(f"{self._root_text}/{name}")
         except FileNotFoundError as exc:
-            raise BlobNotFoundError(sha256.hex()) from exc
+            raise BlobNotFoundError(hexdigest) from exc
         version = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
         if self._verified.get(sha256) != version:
             await self.get(sha256)  # raises BlobIntegrityError on a mismatch
             if len(self._verified) >= VERIFIED_VERSIONS:
                 self._verified.clear()
             self._verified[sha256] = version
-        return path.relative_to(self.root).as_posix()
+        return name
 
 
 class DatabaseBlobStore:

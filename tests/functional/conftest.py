@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import grp
 import ipaddress
 import os
+import pwd
 import signal
 import socket
 import ssl
@@ -366,6 +368,9 @@ def _start(binary: str, *, var: Var, prefix: Path, upstreams: Sequence[str]) -> 
         upstreams=list(upstreams),
         pki=var.pki,
         blob_dir=var.directory / "blobs",
+        # The tests' folders are private to the user running them (root on CI): the
+        # workers run as that user to read the blobs (the product's default never is root).
+        user=f"{pwd.getpwuid(os.getuid()).pw_name} {grp.getgrgid(os.getgid()).gr_name}",
     )
     config = nginx.write(site)
     for name in ("error.log", "stderr.log", "nginx.pid"):

@@ -26,7 +26,7 @@ DEFAULT_UPSTREAM = f"{PROXY_UPSTREAM_HOST}:{PROXY_UPSTREAM_PORT}"
 
 
 @app.command("nginx-config")
-def nginx_config(
+def nginx_config(  # noqa: PLR0917 - typer options, passed by name by the CLI
     upstream: Annotated[
         list[str] | None,
         typer.Option(
@@ -46,6 +46,13 @@ def nginx_config(
     daemon: Annotated[bool, typer.Option(help="Let nginx detach (off: run under systemd).")] = (
         False
     ),
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="'user group' of nginx's workers, who must read the blobs for"
+            " ENSU_ACCEL_REDIRECT (default: the blob directory's owner, never root)."
+        ),
+    ] = None,
 ) -> None:
     """Write PREFIX/nginx.conf for nginx in front of the app (ENSU_TLS_MODE=proxy)."""
     settings = get_settings()
@@ -63,6 +70,7 @@ def nginx_config(
         blob_dir=settings.blob_dir_path.resolve(),
         worker_processes=worker_processes,
         daemon=daemon,
+        user=user,
     )
     path = nginx.write(site)
     typer.echo(f"{path} ({len(site.upstreams)} upstream(s)); run:")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from ensu.pki.service import PkiLayout
 
+#: nginx's own default worker user (``nogroup`` is Debian's name for the group).
+NOBODY = "nobody nogroup"
 #: ``${NAME}`` placeholders; nginx's own ``$variables`` are left alone.
 PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
 TEMPLATE = Path(__file__).resolve().parents[3] / "deploy" / "nginx" / "ensu.conf.template"
@@ -35,8 +37,8 @@ class NginxSite:
     worker_processes: int = 1
     daemon: bool = False
     #: ``user group`` of nginx's workers (when started as root); None: the owner of
-    #: ``blob_dir``, so that the workers can read the files they send on the app's
-    #: ``X-Accel-Redirect``.
+    #: ``blob_dir`` (see :func:`owner_of`), so that the workers can read the files they
+    #: send on the app's ``X-Accel-Redirect``.
     user: str | None = None
 
 
@@ -59,13 +61,20 @@ def render(site: NginxSite, *, template: Path = TEMPLATE) -> str:
 
 
 def owner_of(path: Path) -> str:
-    """``user group`` owning ``path`` (or this process's, while it does not exist)."""
+    """``user group`` owning ``path`` (or this process's, while it does not exist); nginx's
+    default ``nobody`` when that is root (TLS-facing workers never run as root) or has no
+    name (a numeric owner from a mounted volume)."""
     try:
         stat = path.stat()
         uid, gid = stat.st_uid, stat.st_gid
     except FileNotFoundError:
         uid, gid = os.getuid(), os.getgid()
-    return f"{pwd.getpwuid(uid).pw_name} {grp.getgrgid(gid).gr_name}"
+    if uid == 0:
+        return NOBODY
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} {grp.getgrgid(gid).gr_name}"
+    except KeyError:
+        return NOBODY
 
 
 def write(site: NginxSite, *, template: Path = TEMPLATE) -> Path:

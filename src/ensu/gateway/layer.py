@@ -28,6 +28,7 @@ from ensu.audit.service import Journal
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.schemas import TeleserviceView
+from ensu.db import store_failures
 from ensu.documents.service import Perimeter
 from ensu.errors import (
     PROBLEM_JSON,
@@ -240,6 +241,14 @@ async def _serve(handler: Handler, call: Call, send: Send) -> None:
     except EnsuError as error:
         call.trace.reason, call.trace.error_code = error.reason[:64], error.code
         await send_problem(send, error, call.caller.correlation_id)
+        return
+    except store_failures() as failure:  # the database down or slow: 503, not 500
+        logger.warning(
+            "store unavailable in %s: %r", getattr(handler, "__name__", handler), failure
+        )
+        unavailable = StoreUnavailable(reason=f"store_{type(failure).__name__}"[:64])
+        call.trace.reason, call.trace.error_code = unavailable.reason, unavailable.code
+        await send_problem(send, unavailable, call.caller.correlation_id)
         return
     except Exception:  # never a stack trace to the caller (R-GW-6); the log keeps it
         logger.exception("unhandled error in %s", getattr(handler, "__name__", handler))

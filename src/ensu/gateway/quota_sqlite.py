@@ -92,12 +92,13 @@ class SQLiteCounter:
 
     def _hit_inline(self, key: str, window: int) -> int | None:
         """The hit in the loop's thread, or None when the file is locked right now."""
-        if self._inline is None:
-            self._inline = self._open(busy_timeout_ms=0)
         try:
+            if self._inline is None:
+                self._inline = self._open(busy_timeout_ms=0)
             ((count,),) = self._inline.execute(HIT, (key, window)).fetchall()
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            # Primary codes: SQLITE_BUSY_RECOVERY, _SNAPSHOT ... are "busy" too.
+            if (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return None  # another process writes: wait for it in the counter's thread
             raise
         return int(count)

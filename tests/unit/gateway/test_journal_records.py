@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from ensu.audit import store
 from ensu.audit.service import Journal
@@ -106,3 +107,23 @@ def test_odd_paths_keep_their_record() -> None:
     assert _route({"raw_path": b"/a\xc3\xa9 b", "path": ""}) == "/a%C3%A9%20b"
     assert len(_route({"raw_path": b"/" + b"x" * 500, "path": ""})) == 200
     assert _route({"path": "/only-path"}) == "/only-path"
+
+
+async def test_a_database_failure_while_serving_is_503_930004_and_journaled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of issue 5: a route served by the gateway itself (no FastAPI handler) maps
+    a database failure to 503 930004, journaled, never a 500 (blobs in PostgreSQL)."""
+    doc = next(d for d in world.docs if world.consumers["A"].allows(d.code, d.start, d.end))
+
+    async def database_down(sha256: bytes) -> bytes:
+        raise OperationalError("SELECT content FROM blobs", {}, OSError("connection lost"))
+
+    monkeypatch.setattr(world.app.state.blob_store, "get", database_down)
+    response = await world.get(f"{PREFIX}/documents/IDENSUA/{doc.idensua}/contenu", "A")
+    assert response.status_code == 503
+    assert response.json()["code"] == "930004"
+    assert response.headers["retry-after"]
+    last = (await _calls(world.app.state.journal))[-1]
+    assert (last["status"], last["error_code"]) == (503, "930004")
+    assert last["route"].endswith("/contenu")

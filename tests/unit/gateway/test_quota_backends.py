@@ -7,6 +7,7 @@ then fail-closed behaviour when the store is locked, unreachable or closed.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 import sqlite3
@@ -261,4 +262,25 @@ async def test_sqlite_unusable_file_fails_closed(tmp_path: Path) -> None:
         with pytest.raises(CounterStoreError):
             await counter.hit(key="TS-A", limit=10, now=START)
     finally:
+        await counter.aclose()
+
+
+async def test_sqlite_inline_hit_waits_for_another_process_lock(tmp_path: Path) -> None:
+    """Review of issue 5: when another process holds the quota file's lock, even at the
+    first (inline) open, the hit waits for it off the loop instead of failing 930003."""
+    path = tmp_path / "quota.db"
+    with sqlite3.connect(path) as first:  # a WAL file whose table is not made yet
+        first.execute("PRAGMA journal_mode=WAL")
+    counter = SQLiteCounter(path, busy_timeout_ms=5000)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        hit = asyncio.create_task(counter.hit(key="k", limit=10, now=START))
+        await asyncio.sleep(0.2)
+        assert not hit.done()  # waiting for the lock, not failed
+        other.execute("ROLLBACK")
+        decision = await hit
+        assert decision.remaining == 9
+    finally:
+        other.close()
         await counter.aclose()

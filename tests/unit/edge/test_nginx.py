@@ -1,0 +1,31 @@
+"""The nginx configuration the project renders (deploy/nginx/ensu.conf.template)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ensu.edge import nginx
+
+
+def test_workers_never_run_as_root_by_default(tmp_path: Path) -> None:
+    """Review of issue 5: the workers' user defaults to the blobs' owner (they send the
+    files on X-Accel-Redirect), except root: then nginx's own default, ``nobody``."""
+    if os.getuid() == 0:
+        assert nginx.owner_of(tmp_path) == nginx.NOBODY
+    else:
+        assert nginx.owner_of(tmp_path).split()[0] != "root"
+
+
+def test_an_owner_without_a_name_falls_back_to_nobody(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mounted volume's numeric owner has no name: nginx's default, not a crash."""
+
+    class Stat:
+        st_uid, st_gid = 54_321, 54_321
+
+    monkeypatch.setattr(Path, "stat", lambda self, **_: Stat())
+    assert nginx.owner_of(tmp_path / "blobs") == nginx.NOBODY

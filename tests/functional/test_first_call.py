@@ -159,3 +159,8 @@ def test_through_nginx_the_accelerated_pdf_keeps_the_contract_headers(
     assert response.headers["content-disposition"] == f'inline; filename="{document.idensua}.pdf"'
     assert response.headers["cache-control"] == "private, no-store"
     assert int(response.headers["ratelimit-limit"]) > 0
+    with stack.client("nginx", A) as client:  # no partial content: the journal says 200
+        sent = api_headers(request_token(client, A.client_id).json()["access_token"], A)
+        ranged = checked(client.get(path, headers={**sent, "Range": "bytes=0-99"}), sent)
+    assert ranged.status_code == 200
+    assert ranged.content == document.content

@@ -118,10 +118,16 @@ class EventRelay:
         self._task = asyncio.create_task(self._loop(), name="journal-relay")
 
     async def close(self) -> None:
+        """Stop the loop, then relay what is pending once more (the writer still runs):
+        events of the last second do not wait in the outbox for the next start."""
         self._stopper.stop()
         if self._task is not None:
             await self._task
             self._task = None
+        try:
+            await self.relay()
+        except Exception as exc:  # the outbox keeps them for the next start
+            logger.warning("last relay before stopping failed: %r", exc)
 
     async def _loop(self) -> None:
         while True:

@@ -169,13 +169,17 @@ class JournalWriter:
             self._ticker = asyncio.create_task(self._tick(), name="journal-checkpoints")
 
     async def close(self) -> None:
-        """Commit what is queued, then stop."""
+        """Commit what is queued, sign a last checkpoint over it, then stop: a stopped
+        journal leaves no record outside a signed checkpoint."""
         self._closing = True
         self._stopper.stop()
         for task in (self._ticker, self._recovery):
             if task is not None:
                 await task
         if self._task is not None:
+            unsigned = not self._queue.empty() or self._compact.end > self._last_checkpoint_size
+            if self._failure is None and self.checkpoint_interval > 0 and unsigned:
+                self._queue.put_nowait(_CheckpointRequest(None))  # after what is queued
             self._queue.put_nowait(None)
             await self._task
             self._task = None

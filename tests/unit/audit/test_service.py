@@ -149,3 +149,43 @@ async def test_the_default_journal_store_follows_the_settings(settings: Settings
             assert journal.url == settings.database_url
     finally:
         await journal.dispose()
+
+
+async def test_a_stopping_journal_relays_its_last_events_and_signs_its_last_records(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Issue 5 (scale-out review): an instance that stops leaves neither events waiting
+    in the outbox nor records outside a signed checkpoint."""
+    journal = await Journal.open(
+        settings=settings,
+        sessionmaker=sessionmaker,
+        monitor_interval=3600,
+        relay_interval=3600,  # the timer never relays during the test
+        checkpoint_interval=3600,  # nor does the ticker sign
+    )
+    try:
+        await journal.writer.checkpoint()
+        for number in range(3):
+            await journal.append(call(number))
+        async with sessionmaker() as session, session.begin():
+            await record_event(
+                session=session,
+                tag=EventTag.CONSUMERS_TELESERVICE_SUSPENDED,
+                actor="cli:ops",
+                details={"id_teleservice": "TS-A"},
+            )
+    finally:
+        await journal.close()
+    async with sessionmaker() as session:
+        (event,) = (await session.scalars(select(Event))).all()
+    assert event.journal_index is not None
+    reopened = JournalStore.for_settings(settings)
+    try:
+        async with reopened.read() as connection:
+            size = await store.size(connection)
+            latest = await store.latest_checkpoint(connection)
+    finally:
+        await reopened.dispose()
+    assert size == 4
+    assert latest is not None
+    assert latest.tree_size == size

@@ -113,6 +113,19 @@ async def checkpoint_now(
     return checkpoint
 
 
+def _extend(compact: merkle.CompactRange, appends: Sequence[_Append]) -> list[merkle.Piece]:
+    """Append the batch's leaves to ``compact``; the completed subtrees kept as tiles."""
+    tiles: list[merkle.Piece] = []
+
+    def keep(piece: merkle.Piece) -> None:
+        if store.stored_level(piece):
+            tiles.append(piece)
+
+    for item in appends:
+        compact.append(item.row.leaf_hash, keep)
+    return tiles
+
+
 def _retrieve(future: asyncio.Future[int]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved: a failure is logged by the writer already
@@ -291,14 +304,7 @@ class JournalWriter:
                 compact = self._compact.copy()
             else:  # another process appended: rebuild the edge from the tiles
                 compact = await store.TileReader(connection).compact_range(first)
-            tiles: list[merkle.Piece] = []
-
-            def keep(piece: merkle.Piece) -> None:
-                if store.stored_level(piece):
-                    tiles.append(piece)
-
-            for item in appends:
-                compact.append(item.row.leaf_hash, keep)
+            tiles = _extend(compact, appends)
             await store.insert_leaves(connection, first, [item.row for item in appends])
             await store.insert_nodes(connection, tiles)
             checkpoint = None
@@ -315,14 +321,7 @@ class JournalWriter:
         left it (the common case); None when another process appended meanwhile."""
         first = self._compact.end
         compact = self._compact.copy()
-        tiles: list[merkle.Piece] = []
-
-        def keep(piece: merkle.Piece) -> None:
-            if store.stored_level(piece):
-                tiles.append(piece)
-
-        for item in appends:
-            compact.append(item.row.leaf_hash, keep)
+        tiles = _extend(compact, appends)
         checkpoint = None
         if requested or self._checkpoint_due(compact.end):
             checkpoint = sign_checkpoint(self.signer, compact, self.clock())

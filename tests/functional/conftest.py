@@ -31,9 +31,10 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,10 +218,17 @@ async def _seed(var: Var, settings: Settings) -> list[SeededDocument]:
 
 
 async def _register(session: AsyncSession, var: Var) -> None:
+    await register_parties(session, var, [(party, QUOTA) for party in PARTIES])
+
+
+async def register_parties(
+    session: AsyncSession, var: Var, parties: Sequence[tuple[Party, int]]
+) -> None:
+    """The test organisation and a téléservice per party, with its quota per minute."""
     await consumers.ensure_organisation(
         session=session, siret=SIRET, name="Organisation de test", actor="test"
     )
-    for party in PARTIES:
+    for party, quota in parties:
         await consumers.create_teleservice(
             session=session,
             organisation_siret=SIRET,
@@ -232,7 +240,7 @@ async def _register(session: AsyncSession, var: Var) -> None:
             period_end=dt.date(2030, 12, 31),
             networks=list(party.networks),
             valid_from=dt.date(2020, 1, 1),
-            quota_per_minute=QUOTA,
+            quota_per_minute=quota,
             client_id=party.client_id,
             id_teleservice=party.id_teleservice,
             actor="test",
@@ -321,6 +329,50 @@ def require_nginx() -> str:
             pytest.fail(f"{message}; CI=true: nginx is required")
         pytest.skip(message)
     return binary
+
+
+#: The ``ensu`` console script of this environment.
+ENSU_COMMAND = Path(sys.executable).parent / "ensu"
+
+
+def spawn_serve(
+    args: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: Path
+) -> subprocess.Popen[bytes]:
+    """``ensu serve ARGS`` as a real process in a process group of its own (so that a
+    kill reaches all of it), its output appended to ``log``."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [str(ENSU_COMMAND), "serve", *args],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
+
+
+def wait_healthy(
+    process: subprocess.Popen[bytes], client: httpx.Client, url: str, *, timeout: float
+) -> bool:
+    """True once ``url`` (etatSante) answers 200 through ``client``; False if the process
+    exited or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        with suppress(httpx.TransportError):
+            if client.get(url).status_code == 200:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def kill_group(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """SIGKILL to the process's group, then reap it: nothing of it outlives the test."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=timeout)
 
 
 def free_port() -> int:

@@ -23,15 +23,13 @@ import asyncio
 import logging
 import os
 import random
-import signal
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,14 +41,18 @@ from ensu.audit.records import CallRecord, decode
 from ensu.audit.store import JournalStore
 from ensu.audit.verify import VerifyResult, verify
 from tests.functional.conftest import (
+    ENSU_COMMAND,
     LARGE,
     SIREN,
     A,
     Var,
     api_headers,
     free_port,
+    kill_group,
     prepare,
     request_token,
+    spawn_serve,
+    wait_healthy,
 )
 
 ROUNDS = 20
@@ -126,44 +128,26 @@ class Server:
         pytest.fail(f"`ensu serve` did not start:\n{self.log_tail()}")
 
     def _spawn(self) -> None:
-        command = Path(sys.executable).parent / "ensu"
-        assert command.exists(), f"the console script {command} is not installed"
+        assert ENSU_COMMAND.exists(), f"the console script {ENSU_COMMAND} is not installed"
         self.port = free_port()
         # Our ENSU_* variables only, none of the shell's (nor a .env: the cwd is ours).
         env = {name: value for name, value in os.environ.items() if not name.startswith("ENSU_")}
         env |= {"ENSU_VAR_DIR": str(self.var.directory), "ENSU_LISTEN_PORT": str(self.port)}
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(command), "serve"],
-                cwd=self.root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        self.process = spawn_serve([], env=env, cwd=self.root, log=self.log)
 
     def _wait_ready(self) -> bool:
         """True once etatSante answers 200 over mutual TLS; False if the server exited."""
         assert self.process is not None
-        deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(verify=self.context(), timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    return False
-                with suppress(httpx.TransportError):
-                    if client.get(self.base_url + ETAT_SANTE).status_code == 200:
-                        return True
-                time.sleep(0.05)
-        return False
+            return wait_healthy(
+                self.process, client, self.base_url + ETAT_SANTE, timeout=START_TIMEOUT
+            )
 
     def kill(self) -> None:
         """``kill -9`` of the server (and of anything in its process group); reaped."""
         if self.process is None:
             return
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=START_TIMEOUT)
+        kill_group(self.process, timeout=START_TIMEOUT)
         self.process = None
 
 

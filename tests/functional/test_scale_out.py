@@ -42,13 +42,12 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,9 +65,7 @@ from ensu.audit.records import CallRecord, EventRecord, Record, decode
 from ensu.audit.store import JournalStore
 from ensu.audit.tags import EventTag
 from ensu.cli import app as cli
-from ensu.config import BlobBackend, Environment, Settings, get_settings
-from ensu.consumers import service as consumers
-from ensu.consumers.schemas import FAMILIES, CertificateRef
+from ensu.config import BlobBackend, Settings, get_settings
 from ensu.documents import service as documents
 from ensu.documents.identifiers import new_idensua
 from ensu.documents.storage import digest
@@ -77,19 +74,23 @@ from ensu.gateway.quota import WINDOW_SECONDS, window_of
 from ensu.pki import service as pki
 from tests.conftest import REDIS_URL, _truncate_postgres, require_service
 from tests.functional.conftest import (
+    ENSU_COMMAND,
     REPORTED_LOGS,
     SIREN,
-    SIRET,
     Nginx,
     Party,
     SeededDocument,
     Var,
     api_headers,
     free_port,
+    kill_group,
     real_pdf,
+    register_parties,
     request_token,
     require_nginx,
     running_nginx,
+    spawn_serve,
+    wait_healthy,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -127,7 +128,6 @@ PUBLIC_URL = "https://api.ensu.test"
 PREFIX = "/ensudocuments/v1"
 ETAT_SANTE = f"{PREFIX}/etatSante"
 LIST = f"{PREFIX}/documents"
-ENSU = Path(sys.executable).parent / "ensu"
 #: The access log line of uvicorn: ``INFO:  127.0.0.1:1234 - "GET /path?query HTTP/1.1" 200``.
 ACCESS_LINE = re.compile(r' - "(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
 REFERENCE = re.compile(r"[?&]referenceDemande=(ref-[0-9]+)(?:&|$)")
@@ -165,31 +165,14 @@ class Instance:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         env = self.env | {"ENSU_VAR_DIR": str(self.var_dir)}
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(ENSU), "serve", "--port", str(self.port)],
-                cwd=self.root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        self.process = spawn_serve(["--port", str(self.port)], env=env, cwd=self.root, log=self.log)
 
     def wait_ready(self) -> bool:
         """True once it answers etatSante (plain HTTP, as nginx reaches it); False if it
         exited."""
         assert self.process is not None
-        deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(base_url=f"http://{self.upstream}", timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    return False
-                with suppress(httpx.TransportError):
-                    if client.get(ETAT_SANTE).status_code == 200:
-                        return True
-                time.sleep(0.05)
-        return False
+            return wait_healthy(self.process, client, ETAT_SANTE, timeout=START_TIMEOUT)
 
     def stop(self) -> int | None:
         """A graceful stop (SIGTERM: the journal writer commits what it holds); the exit
@@ -208,9 +191,7 @@ class Instance:
         """SIGKILL to its process group; nothing of it outlives the tests."""
         if self.process is None:
             return
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=STOP_TIMEOUT)
+        kill_group(self.process, timeout=STOP_TIMEOUT)
 
     def requests(self) -> list[tuple[str, str, int]]:
         """Method, target and status of every request it answered (its access log)."""
@@ -351,7 +332,7 @@ class Cluster:
         """``ensu ARGUMENTS`` with the shared settings, as an operator runs it."""
         env = self.env | {"ENSU_VAR_DIR": str(var_dir or self.keys_dir)}
         return subprocess.Popen(
-            [str(ENSU), *arguments],
+            [str(ENSU_COMMAND), *arguments],
             cwd=self.keys_dir.parent,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -399,26 +380,7 @@ async def _seed(database_url: str, var: Var) -> SeededDocument:
     seeded = SeededDocument(new_idensua(), "DD-SCALE", "TVA-CA3", SIREN, start, end, content)
     try:
         async with sessionmaker() as session, session.begin():
-            await consumers.ensure_organisation(
-                session=session, siret=SIRET, name="Organisation de test", actor="test"
-            )
-            for party, quota in parties:
-                await consumers.create_teleservice(
-                    session=session,
-                    organisation_siret=SIRET,
-                    name=f"Téléservice {party.id_teleservice}",
-                    environment=Environment.SANDBOX,
-                    certificates=[CertificateRef.from_pem(var.pem(party))],
-                    families=sorted(FAMILIES),
-                    period_start=dt.date(2020, 1, 1),
-                    period_end=dt.date(2030, 12, 31),
-                    networks=list(party.networks),
-                    valid_from=dt.date(2020, 1, 1),
-                    quota_per_minute=quota,
-                    client_id=party.client_id,
-                    id_teleservice=party.id_teleservice,
-                    actor="test",
-                )
+            await register_parties(session, var, parties)
             await documents.make_blob_store(settings=settings, sessionmaker=sessionmaker).put(
                 content
             )
@@ -476,7 +438,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_database: str) ->
             stack.callback(REPORTED_LOGS.pop, f"instance {instance.name}", None)
             stack.callback(instance.kill)
         upgrade = subprocess.run(  # what the operator runs once, before any instance starts
-            [str(ENSU), "db", "upgrade"],
+            [str(ENSU_COMMAND), "db", "upgrade"],
             cwd=root,
             env=env | {"ENSU_VAR_DIR": str(keys_dir)},
             capture_output=True,

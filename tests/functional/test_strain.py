@@ -43,13 +43,12 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,8 +74,11 @@ from tests.functional.conftest import (
     api_headers,
     app_server,
     free_port,
+    kill_group,
     prepare,
     request_token,
+    spawn_serve,
+    wait_healthy,
 )
 from tests.support.tcp_proxy import TcpProxy
 
@@ -564,36 +566,19 @@ class Serve:
             "ENSU_STORE_TIMEOUT_SECONDS": "3",
             "ENSU_LISTEN_PORT": str(self.port),
         }
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(Path(sys.executable).parent / "ensu"), "serve"],
-                cwd=self.root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        self.process = spawn_serve([], env=env, cwd=self.root, log=self.log)
 
     def _ready(self) -> bool:
         assert self.process is not None
-        deadline = time.monotonic() + START_TIMEOUT
         with httpx.Client(verify=self.rig.var.context(A), timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    return False
-                with suppress(httpx.TransportError):
-                    if client.get(self.base_url + ETAT_SANTE).status_code == 200:
-                        return True
-                time.sleep(0.05)
-        return False
+            return wait_healthy(
+                self.process, client, self.base_url + ETAT_SANTE, timeout=START_TIMEOUT
+            )
 
     def kill(self) -> None:
         if self.process is None:
             return
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(EXIT_TIMEOUT)
+        kill_group(self.process, timeout=EXIT_TIMEOUT)
 
 
 def refused(port: int) -> bool:

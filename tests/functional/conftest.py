@@ -51,6 +51,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu import db
 from ensu.app import create_app
+from ensu.audit import store
+from ensu.audit.records import CallRecord, decode
+from ensu.audit.store import JournalStore
 from ensu.cli.serve import server_options
 from ensu.config import BlobBackend, Environment, Settings, TLSMode
 from ensu.consumers import service as consumers
@@ -329,6 +332,22 @@ def require_nginx() -> str:
             pytest.fail(f"{message}; CI=true: nginx is required")
         pytest.skip(message)
     return binary
+
+
+async def call_records(var: Var) -> list[CallRecord]:
+    """Every call record of the journal, in index order."""
+    journal = JournalStore.for_settings(var.settings())
+    records: list[CallRecord] = []
+    position = 0
+    try:
+        async with journal.read() as connection:
+            while rows := await store.leaves(connection, position, store.READ_CHUNK):
+                position = int(rows[-1].leaf_index) + 1
+                decoded = [decode(row.record) for row in rows if row.kind == "call"]
+                records += [record for record in decoded if isinstance(record, CallRecord)]
+    finally:
+        await journal.dispose()
+    return records
 
 
 #: The ``ensu`` console script of this environment.

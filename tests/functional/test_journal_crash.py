@@ -36,8 +36,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ensu.audit import keys, store
-from ensu.audit.records import CallRecord, decode
+from ensu.audit import keys
+from ensu.audit.records import CallRecord
 from ensu.audit.store import JournalStore
 from ensu.audit.verify import VerifyResult, verify
 from tests.functional.conftest import (
@@ -47,6 +47,7 @@ from tests.functional.conftest import (
     A,
     Var,
     api_headers,
+    call_records,
     free_port,
     kill_group,
     prepare,
@@ -259,22 +260,6 @@ async def verified(var: Var) -> VerifyResult:
         return await verify(journal, keys.load_verifier(settings))
     finally:
         await journal.dispose()
-
-
-async def call_records(var: Var) -> list[CallRecord]:
-    """Every call record of the journal, in index order."""
-    journal = JournalStore.for_settings(var.settings())
-    records: list[CallRecord] = []
-    position = 0
-    try:
-        async with journal.read() as connection:
-            while rows := await store.leaves(connection, position, store.READ_CHUNK):
-                position = int(rows[-1].leaf_index) + 1
-                decoded = [decode(row.record) for row in rows if row.kind == "call"]
-                records += [record for record in decoded if isinstance(record, CallRecord)]
-    finally:
-        await journal.dispose()
-    return records
 
 
 @dataclass

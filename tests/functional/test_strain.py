@@ -60,9 +60,6 @@ import pytest
 from redis import Redis
 from sqlalchemy.engine import make_url
 
-from ensu.audit import store
-from ensu.audit.records import CallRecord, decode
-from ensu.audit.store import JournalStore
 from ensu.config import Settings
 from ensu.errors import PROBLEM_JSON
 from tests.conftest import REDIS_URL, _truncate_postgres, require_service
@@ -73,6 +70,7 @@ from tests.functional.conftest import (
     Var,
     api_headers,
     app_server,
+    call_records,
     free_port,
     kill_group,
     prepare,
@@ -314,25 +312,10 @@ def wait_until(condition: Callable[[], bool], what: str, within: float = RECOVER
 # -- the journal -------------------------------------------------------------------------
 
 
-async def _call_records(var: Var) -> list[CallRecord]:
-    journal = JournalStore.for_settings(var.settings())  # PostgreSQL's own address
-    records: list[CallRecord] = []
-    position = 0
-    try:
-        async with journal.read() as connection:
-            while rows := await store.leaves(connection, position, store.READ_CHUNK):
-                position = int(rows[-1].leaf_index) + 1
-                decoded = [decode(row.record) for row in rows if row.kind == "call"]
-                records += [record for record in decoded if isinstance(record, CallRecord)]
-    finally:
-        await journal.dispose()
-    return records
-
-
 def journaled(var: Var) -> dict[str, list[tuple[int, str | None]]]:
     """Status and error code of every call record, by correlation id."""
     found: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
-    for record in asyncio.run(_call_records(var)):
+    for record in asyncio.run(call_records(var)):
         if record.correlation_id is not None:
             found[record.correlation_id].append((record.status, record.error_code))
     return found

@@ -6,7 +6,8 @@ routes (the documents feature's) are therefore written once as *handlers*: plain
 functions from a :class:`Call` to a :class:`Reply`, with no ``Request``. The gateway
 matches the path against :class:`DirectRoutes` and awaits the handler itself; the
 FastAPI routes of the same paths call the same handlers (thin adapters) and exist so
-that the OpenAPI document describes them, and for any path the gateway does not match.
+that the OpenAPI document describes them, and serve them when the gateway is built
+without direct routes (``Gateway(app)``).
 One implementation, two entries; the contract tests go through the gateway.
 """
 

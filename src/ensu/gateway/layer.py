@@ -236,28 +236,24 @@ class Gateway:
 
 async def _serve(handler: Handler, call: Call, send: Send) -> None:
     """Run a direct route's handler; its errors answered as the app's handlers would."""
+    name = getattr(handler, "__name__", handler)
+    problem: EnsuError
     try:
         reply = await handler(call)
     except EnsuError as error:
-        call.trace.reason, call.trace.error_code = error.reason[:64], error.code
-        await send_problem(send, error, call.caller.correlation_id)
-        return
+        problem = error
     except store_failures() as failure:  # the database down or slow: 503, not 500
-        logger.warning(
-            "store unavailable in %s: %r", getattr(handler, "__name__", handler), failure
-        )
-        unavailable = StoreUnavailable(reason=f"store_{type(failure).__name__}"[:64])
-        call.trace.reason, call.trace.error_code = unavailable.reason, unavailable.code
-        await send_problem(send, unavailable, call.caller.correlation_id)
-        return
+        logger.warning("store unavailable in %s: %r", name, failure)
+        problem = StoreUnavailable(reason=f"store_{type(failure).__name__}"[:64])
     except Exception:  # never a stack trace to the caller (R-GW-6); the log keeps it
-        logger.exception("unhandled error in %s", getattr(handler, "__name__", handler))
-        internal = InternalError()
-        call.trace.reason, call.trace.error_code = internal.reason, internal.code
-        await send_problem(send, internal, call.caller.correlation_id)
+        logger.exception("unhandled error in %s", name)
+        problem = InternalError()
+    else:
+        await send(reply.start_message())
+        await send({"type": "http.response.body", "body": reply.body})
         return
-    await send(reply.start_message())
-    await send({"type": "http.response.body", "body": reply.body})
+    call.trace.reason, call.trace.error_code = problem.reason[:64], problem.code
+    await send_problem(send, problem, call.caller.correlation_id)
 
 
 def _record(attempt: Attempt, trace: Trace, status: int) -> CallRecord:

@@ -107,7 +107,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         403: "Accès refusé (910002, 910003, 910004, 900910)",
         404: "Document introuvable (920404)",
         429: "Quota dépassé (900804)",
-        503: "Maintenance ou traçabilité indisponible (930001, 930002)",
+        503: (
+            "Maintenance (930001), traçabilité (930002), décompte des quotas (930003) ou"
+            " base de données (930004) indisponible, ou service surchargé (930005)"
+        ),
     }.items()
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": _ECHOED}, **_ERRORS}

@@ -1,7 +1,8 @@
 # ENSU Documents — every target CI runs is here; `make help` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv is found (or installed) at each call by scripts/uv, never when make parses this file.
+UV ?= bash $(CURDIR)/scripts/uv
 RUN := $(UV) run --locked --no-sync
 export ENSU_VAR_DIR ?= var
 
@@ -11,7 +12,6 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 
 setup: system-deps ## install what is missing: uv, the locked environment, system packages
-	@command -v uv >/dev/null || python3 -m pip install --quiet uv
 	@$(UV) sync --locked --compile-bytecode --quiet
 	@$(RUN) ensu db upgrade
 

@@ -36,6 +36,14 @@ class TLSMode(enum.StrEnum):
     PROXY = "proxy"
 
 
+class SmtpSecurity(enum.StrEnum):
+    """How the SMTP connection is protected: none (a local relay), STARTTLS, implicit TLS."""
+
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
 class BlobBackend(enum.StrEnum):
     FILESYSTEM = "filesystem"
     DATABASE = "database"
@@ -84,6 +92,14 @@ class Settings(BaseSettings):
     #: Bound on a database or Redis round trip on the hot path (connect, query), seconds:
     #: past it the call is refused with a 503 instead of hanging.
     store_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    #: Outgoing mail (ensu.mail): unset host, no mail is sent.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_security: SmtpSecurity = SmtpSecurity.NONE
+    smtp_username: str | None = None
+    smtp_password: SecretStr = SecretStr("")
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    mail_sender: str = "ensu-documents@localhost"
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,102 @@
+"""Outgoing e-mail: the one SMTP transport every feature's written notices use (R-HAB-4,
+R-OPS-1, R-OPS-4).
+
+This module only *sends*. What a notice says, to whom, and the record of what was sent
+belong to the feature that sends it. Settings: ``ENSU_SMTP_HOST`` (unset: no mail is
+sent, :class:`MailNotConfigured`), ``ENSU_SMTP_PORT``, ``ENSU_SMTP_SECURITY``
+(``none``, ``starttls`` or ``tls``), ``ENSU_SMTP_USERNAME`` / ``ENSU_SMTP_PASSWORD``,
+``ENSU_MAIL_SENDER``.
+
+smtplib is blocking, so :func:`send_mail` runs it in a worker thread, bounded by
+``ENSU_SMTP_TIMEOUT_SECONDS``. A failure raises :class:`MailError`, and nothing is
+retried here: the caller decides whether to retry (its record says what was sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from ensu.config import Settings, SmtpSecurity
+
+
+class MailError(Exception):
+    """The message could not be handed to the SMTP server."""
+
+
+class MailNotConfigured(MailError):
+    """``ENSU_SMTP_HOST`` is not set: this deployment sends no mail."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentMail:
+    """What was handed to the server: enough for the sender's own record."""
+
+    message_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str
+
+
+def build_message(
+    settings: Settings, *, to: Sequence[str], subject: str, body: str
+) -> EmailMessage:
+    """A plain-text UTF-8 message (French notices keep their accents)."""
+    if not to:
+        raise MailError("a message needs at least one recipient")
+    for header_value in (subject, *to):
+        if "\n" in header_value or "\r" in header_value:
+            raise MailError("line breaks are not allowed in a header")  # header injection
+    message = EmailMessage()
+    message["From"] = settings.mail_sender
+    message["To"] = ", ".join(to)
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    domain = settings.mail_sender.rpartition("@")[2] or "localhost"
+    message["Message-ID"] = make_msgid(domain=domain)
+    message.set_content(body, charset="utf-8")
+    return message
+
+
+def _deliver(settings: Settings, message: EmailMessage) -> None:
+    host = settings.smtp_host
+    assert host is not None  # checked by send_mail
+    timeout = settings.smtp_timeout_seconds
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if settings.smtp_security is SmtpSecurity.TLS:
+        smtp = smtplib.SMTP_SSL(host, settings.smtp_port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(host, settings.smtp_port, timeout=timeout)
+    with smtp:
+        if settings.smtp_security is SmtpSecurity.STARTTLS:
+            smtp.starttls(context=context)
+        if settings.smtp_username:
+            password = settings.smtp_password.get_secret_value()
+            smtp.login(settings.smtp_username, password)
+        smtp.send_message(message)
+
+
+async def send_mail(settings: Settings, *, to: Sequence[str], subject: str, body: str) -> SentMail:
+    """Send one plain-text message; :class:`MailError` when it could not be handed over."""
+    if not settings.smtp_host:
+        raise MailNotConfigured("ENSU_SMTP_HOST is not set: no mail is sent")
+    message = build_message(settings, to=to, subject=subject, body=body)
+    try:
+        await asyncio.wait_for(
+            asyncio.to_thread(_deliver, settings, message),
+            settings.smtp_timeout_seconds * 2,
+        )
+    except (OSError, smtplib.SMTPException, TimeoutError) as error:
+        raise MailError(f"SMTP {settings.smtp_host}:{settings.smtp_port}: {error}") from error
+    return SentMail(
+        message_id=str(message["Message-ID"]),
+        sender=settings.mail_sender,
+        recipients=tuple(to),
+        subject=subject,
+    )

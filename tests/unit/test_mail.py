@@ -1,0 +1,87 @@
+"""ensu.mail against a real local SMTP server (aiosmtpd), R-OPS-4."""
+
+from __future__ import annotations
+
+import email
+import socket
+from collections.abc import Iterator
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from ensu.config import Settings
+from ensu.mail import MailError, MailNotConfigured, build_message, send_mail
+
+pytestmark = pytest.mark.anyio
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], Message]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = email.message_from_bytes(envelope.content)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[_Inbox, int]]:
+    inbox = _Inbox()
+    port = _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+async def test_a_message_reaches_the_server_with_its_accents(
+    smtp_server: tuple[_Inbox, int],
+) -> None:
+    inbox, port = smtp_server
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, mail_sender="dgfip@example.fr")
+    sent = await send_mail(
+        settings, to=["tech@example.fr"], subject="Accès validé", body="Votre demande est validée."
+    )
+    assert len(inbox.messages) == 1
+    sender, recipients, message = inbox.messages[0]
+    assert (sender, recipients) == ("dgfip@example.fr", ["tech@example.fr"])
+    assert str(email.header.make_header(email.header.decode_header(message["Subject"]))) == (
+        "Accès validé"
+    )
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    assert payload.decode("utf-8").strip() == "Votre demande est validée."
+    assert sent.message_id == message["Message-ID"]
+
+
+async def test_no_host_sends_nothing() -> None:
+    with pytest.raises(MailNotConfigured):
+        await send_mail(Settings(), to=["a@example.fr"], subject="s", body="b")
+
+
+async def test_an_unreachable_server_is_a_mail_error() -> None:
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=_free_port(), smtp_timeout_seconds=1)
+    with pytest.raises(MailError):
+        await send_mail(settings, to=["a@example.fr"], subject="s", body="b")
+
+
+@pytest.mark.parametrize("subject", ["a\r\nBcc: victim@example.fr", "a\nb"])
+def test_a_line_break_in_a_header_is_refused(subject: str) -> None:
+    with pytest.raises(MailError):
+        build_message(Settings(), to=["a@example.fr"], subject=subject, body="b")
+
+
+def test_a_message_needs_a_recipient() -> None:
+    with pytest.raises(MailError):
+        build_message(Settings(), to=[], subject="s", body="b")

@@ -1,4 +1,4 @@
-"""Floors for the CI smoke run (issue 5, deliverable 5): ``python -m bench --quick --check``.
+"""Floors for the CI smoke run: ``python -m bench --quick --check``.
 
 Each floor is a ratio to a reference measured in the same run (so a slower or busier
 machine moves both sides), set at about **half** of the lowest figure the arm gave on the reference

@@ -48,7 +48,7 @@ from bench.world import World, prepare
 HEALTH = "/ensudocuments/v1/etatSante"
 #: A token is minted again after this long (tokens live an hour in the bench settings).
 TOKEN_REFRESH_SECONDS = 1800.0
-#: The latency runs aim at this fraction of each arm's maximum rate (issue 5).
+#: The latency runs aim at this fraction of each arm's maximum rate.
 LATENCY_LOAD = 0.8
 QUOTA_PREFIX = "ensu:sandbox:quota:"
 CHECK_CORRELATION_ID = "0b8d4c1e-7c53-4f0e-9d0a-5a3e2b1c4d6f"

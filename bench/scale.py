@@ -1,4 +1,4 @@
-"""Data scale (issue 5): ``python -m bench.scale`` (``make bench-scale``).
+"""Data scale: ``python -m bench.scale`` (``make bench-scale``).
 
 Builds stores of metadata-only documents (every row points at one placeholder PDF, as
 ``ensu sandbox generate`` would without rendering), ``--per-subject`` documents for each

@@ -31,7 +31,7 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 STATS_TIMEOUT = 5.0
 PROBE_TIMEOUT = 10.0
-#: The Redis of this machine kind, and the database the bench may use (issue 5).
+#: The Redis of this machine kind, and the database the bench may use.
 SHARED_REDIS = ("127.0.0.1", 6379)
 REDIS_DB = 14
 

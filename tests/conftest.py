@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu import db
 from ensu.config import Settings
+from tests.support.cli import Invoke, invoker
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -115,3 +116,9 @@ async def sessionmaker(settings: Settings) -> AsyncIterator[async_sessionmaker[A
         yield db.make_sessionmaker(engine)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def run(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+    """``run(*args)``: the ``ensu`` command on the test's migrated SQLite database."""
+    yield from invoker(sqlite_settings.var_dir, monkeypatch)

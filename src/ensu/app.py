@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The loop shares the GIL with the drivers' threads (aiosqlite, the quota's
         # fallback): at the default 5 ms interval each hand-off to them could wait 5 ms
-        # behind a busy loop; 0.5 ms bounds that wait (issue 5, measured in bench/).
+        # behind a busy loop; 0.5 ms bounds that wait (measured in bench/).
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         engine = db.make_engine(settings.database_url, timeout=settings.store_timeout_seconds)
         sessionmaker = db.make_sessionmaker(engine)
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.journal = await Journal.open(settings=settings, sessionmaker=sessionmaker)
         # Everything loaded so far (modules, mappers, schemas) lives as long as the
         # process: out of the collector's sight, a full collection no longer scans it
-        # (each one paused the loop about 120 ms, the p99 of issue 5's bench).
+        # (each one paused the loop about 120 ms, the p99 of the bench's bench).
         gc.freeze()
         try:
             yield
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Échange des documents fiscaux des usagers professionnels (DGFIP).",
         lifespan=lifespan,
         # No OpenTelemetry here: FastAPI would otherwise look for providers on every
-        # request (about 10 µs of the hot path, issue 5).
+        # request (about 10 µs of the hot path).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.include_router(operations_router)

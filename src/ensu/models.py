@@ -3,7 +3,7 @@
 from ensu.audit import models as audit_models
 from ensu.consumers import models as consumers_models
 from ensu.documents import models as documents_models
-from ensu.gateway import quota_models
+from ensu.gateway.quota import models as quota_models
 from ensu.oauth import models as oauth_models
 
 __all__ = ["audit_models", "consumers_models", "documents_models", "oauth_models", "quota_models"]

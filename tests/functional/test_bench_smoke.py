@@ -1,4 +1,4 @@
-"""The CI smoke run of the bench (issue 5, deliverable 5): speed never silently halves.
+"""The CI smoke run of the bench: speed never silently halves.
 
 ``python -m bench --quick --check`` measures every arm for a second, next to its
 references in the same run, and fails when an arm's ratio falls below its floor in

@@ -1,7 +1,7 @@
 """An operator's server is killed (``kill -9``) under load, 20 times: no 200 ever left
 without its journal record, and the journal verifies after every crash (R-TR-2).
 
-The acceptance test of issue 4 for the journal. ``ensu serve`` runs as users run it (the
+The acceptance test of R-TR-2 for the journal. ``ensu serve`` runs as users run it (the
 console script, mutual TLS, a ``var/`` prepared as in :mod:`tests.functional.conftest`).
 Four client threads, each with its own keep-alive connection, list documents, read their
 metadata and download their PDFs (sometimes a 4 MiB one), every call with a fresh
@@ -309,7 +309,7 @@ def check_records(records: list[CallRecord], totals: Totals) -> None:
 # #113280): the client's leak, not the server's, reported when the socket is collected.
 @pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
 def test_kill_9_under_load_loses_no_journal_record(tmp_path: Path) -> None:
-    """R-TR-2, issue 4's acceptance test: 20 ``kill -9`` of a loaded server; every 200
+    """R-TR-2, the acceptance test: 20 ``kill -9`` of a loaded server; every 200
     received has exactly one journal record and the journal verifies after each crash."""
     began = time.monotonic()
     var = prepare(tmp_path / "var")

@@ -8,39 +8,31 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from ensu import db
 from ensu.audit import keys
 from ensu.audit import service as audit
+from ensu.audit.integrity import IntegrityMonitor
 from ensu.audit.records import CallRecord, Decision
 from ensu.audit.store import JournalStore
 from ensu.audit.tags import EventTag
-from ensu.audit.verify import IntegrityMonitor
 from ensu.audit.writer import JournalWriter
-from ensu.cli import app as cli
 from ensu.config import Settings, get_settings
+from tests.support.cli import Invoke
 
-Invoke = Callable[..., Result]
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def run(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
-    monkeypatch.setenv("ENSU_VAR_DIR", str(sqlite_settings.var_dir))
+def run(run: Invoke, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    """The ``ensu`` command with a 30-day journal retention."""
     monkeypatch.setenv("ENSU_JOURNAL_RETENTION_DAYS", "30")
     get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, list(args), env={"COLUMNS": "200"})
-
-    yield invoke
-    get_settings.cache_clear()
+    return run
 
 
 def _call(number: int, teleservice: str) -> CallRecord:

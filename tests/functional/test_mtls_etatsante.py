@@ -18,10 +18,10 @@ import uvicorn
 
 from ensu import db
 from ensu.app import create_app
+from ensu.certificates import thumbprint_s256
 from ensu.cli.serve import server_options
 from ensu.config import Settings
 from ensu.edge.testing import serving
-from ensu.gateway.mtls import thumbprint_s256
 from ensu.pki import service as pki
 
 ETAT_SANTE = "/ensudocuments/v1/etatSante"

@@ -1,4 +1,4 @@
-"""Schemathesis against the served OpenAPI, with a valid certificate and token (issue 3).
+"""Schemathesis against the served OpenAPI, with a valid certificate and token.
 
 The acceptance line: "no 5xx, no response that breaks the schema". The app runs in proxy
 mode behind a trusted nginx at 127.0.0.1 (a thin layer sets the ASGI peer, as nginx's
@@ -58,7 +58,7 @@ from ensu.documents import catalogue
 from ensu.documents import service as documents
 from ensu.documents.storage import digest
 from ensu.oauth.throttle import Throttle
-from tests.unit.oauth.certs import SIRET, ThrowawayCertificate, make_certificate
+from tests.support.certs import SIRET, ThrowawayCertificate, make_certificate
 
 Case = schemathesis.Case[Any]
 
@@ -415,7 +415,7 @@ def _call_as_consumer(
 @SETTINGS
 @schema.parametrize()
 def test_every_operation_with_valid_credentials(case: Case, served: BehindProxy) -> None:
-    """No 5xx and no response outside the schema, for a registered consumer (issue 3).
+    """No 5xx and no response outside the schema, for a registered consumer.
 
     Under the API prefix the credentials are always accepted (only 403 900910, outside
     the perimeter, may refuse) and the correlation id is echoed (CONTRACT.md).

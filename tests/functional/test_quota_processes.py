@@ -1,6 +1,6 @@
 """Four worker processes share one quota store and never accept one call too many (R-Q-1).
 
-The acceptance test of issue 4, at the counter level: four OS processes (spawned, as
+The acceptance test of R-Q-1, at the counter level: four OS processes (spawned, as
 uvicorn's workers are separate interpreters) hammer the same store at the same time;
 three consumers send 1,000 calls each within a window, over several windows. Each
 window must accept exactly the quota per consumer (never one more, at most 1 % fewer)
@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from ensu.gateway.quota import WINDOW_SECONDS, CounterStoreError, QuotaCounter
+from ensu.gateway.quota.counter import WINDOW_SECONDS, CounterStoreError, QuotaCounter
 
 # The backends, the Redis client and tests.conftest are imported where used: each
 # spawned worker imports this module, and starts faster with only its own backend.
@@ -52,14 +52,14 @@ class Store:
     def counter(self) -> QuotaCounter:
         # Imported here, see the top of the module.
         if self.backend == "sqlite":
-            from ensu.gateway.quota_sqlite import SQLiteCounter  # noqa: PLC0415
+            from ensu.gateway.quota.sqlite import SQLiteCounter  # noqa: PLC0415
 
             return SQLiteCounter(Path(self.target))
         if self.backend == "postgresql":
-            from ensu.gateway.quota_postgres import PostgresCounter  # noqa: PLC0415
+            from ensu.gateway.quota.postgresql import PostgresCounter  # noqa: PLC0415
 
             return PostgresCounter.from_url(self.target)
-        from ensu.gateway.quota_redis import RedisCounter  # noqa: PLC0415
+        from ensu.gateway.quota.redis import RedisCounter  # noqa: PLC0415
 
         return RedisCounter.from_url(self.target, prefix=self.namespace, timeout=5.0)
 
@@ -192,7 +192,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 @pytest.mark.slow
 def test_four_processes_accept_exactly_the_quota(store: Store) -> None:
-    """R-Q-1, issue 4's acceptance test: per consumer and window, exactly the quota is
+    """R-Q-1, the acceptance test: per consumer and window, exactly the quota is
     accepted across four processes (never one more, at most 1 % fewer), and every 429
     says when to retry."""
     tallies = run_workers(store)

@@ -1,4 +1,4 @@
-"""Scale-out: nginx terminating mutual TLS in front of two app instances (issue 5).
+"""Scale-out: nginx terminating mutual TLS in front of two app instances.
 
 The acceptance test of the scaled-out mode of ``deploy/README.md``: two ``ensu serve``
 processes in proxy mode (the console script, as users run it), each with its own port
@@ -70,7 +70,7 @@ from ensu.documents import service as documents
 from ensu.documents.identifiers import new_idensua
 from ensu.documents.storage import digest
 from ensu.edge.nginx import NginxSite, render
-from ensu.gateway.quota import WINDOW_SECONDS, window_of
+from ensu.gateway.quota.counter import WINDOW_SECONDS, window_of
 from ensu.pki import service as pki
 from tests.conftest import REDIS_URL, _truncate_postgres, require_service
 from tests.functional.conftest import (

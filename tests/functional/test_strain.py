@@ -1,4 +1,4 @@
-"""Behaviour under strain (issue 5): stores slow or cut, SIGTERM, a burst beyond capacity.
+"""Behaviour under strain: stores slow or cut, SIGTERM, a burst beyond capacity.
 
 The app runs in its scaled-out mode: PostgreSQL (consumers, keys, documents, the
 journal) and Redis (quota counters). This kernel has no ``netem``, so a

@@ -36,13 +36,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import keys
 from ensu.audit.errors import JournalIntegrityStop, JournalUnavailableError
+from ensu.audit.integrity import IntegrityMonitor
 from ensu.audit.models import Event
 from ensu.audit.records import CallRecord, EventRecord, RecordError, check_details
-from ensu.audit.stopper import Stopper
 from ensu.audit.store import JournalStore, utc
 from ensu.audit.tags import EventTag
-from ensu.audit.verify import IntegrityMonitor, Problem
+from ensu.audit.verify import Problem
 from ensu.audit.writer import JournalWriter
+from ensu.background import StopSignal
 from ensu.config import Settings
 
 logger = logging.getLogger("ensu.audit")
@@ -112,7 +113,7 @@ class EventRelay:
         self.batch = batch
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._stopper = Stopper()
+        self._stop_signal = StopSignal()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="journal-relay")
@@ -120,7 +121,7 @@ class EventRelay:
     async def close(self) -> None:
         """Stop the loop, then relay what is pending once more (the writer still runs):
         events of the last second do not wait in the outbox for the next start."""
-        self._stopper.stop()
+        self._stop_signal.stop()
         if self._task is not None:
             await self._task
             self._task = None
@@ -137,7 +138,7 @@ class EventRelay:
                 pass  # the writer logs it and recovers; the events wait in the outbox
             except Exception as exc:  # keep relaying: the outbox keeps the events
                 logger.error("event relay failed: %r", exc)
-            if await self._stopper.sleep(self.interval):
+            if await self._stop_signal.sleep(self.interval):
                 return
 
     async def relay(self) -> int:
@@ -183,7 +184,7 @@ class EventRelay:
         if not records:
             return
         # One statement executed for all the rows (executemany), not one per event: a
-        # burst of token issuances left thousands to note, seconds of CPU (issue 5).
+        # burst of token issuances left thousands to note, seconds of CPU.
         table = Event.__table__
         assert isinstance(table, Table)
         await session.execute(

@@ -132,7 +132,7 @@ class SQLiteBatchWriter:
 
     Through SQLAlchemy and aiosqlite a batch cost one hop per statement, each a wait for
     the GIL behind a busy event loop, and a compilation: about 2.5 ms of CPU per commit,
-    more than half the CPU of a call (issue 5's profile). Here the writer computes the
+    more than half the CPU of a call (the bench's profile). Here the writer computes the
     tree's new edge, tiles and checkpoint in the loop, and this thread runs the whole
     transaction with the standard library's ``sqlite3`` (which releases the GIL while
     SQLite works): ``BEGIN IMMEDIATE``, the size, the inserts, ``COMMIT`` (fsynced,

@@ -33,8 +33,8 @@ from ensu.audit import merkle, store
 from ensu.audit.errors import JournalUnavailableError
 from ensu.audit.note import Checkpoint, NoteSigner
 from ensu.audit.records import CallRecord, EventRecord, Record, encode
-from ensu.audit.stopper import Stopper
 from ensu.audit.store import JournalStore, LeafRow, StoredCheckpoint
+from ensu.background import StopSignal
 
 logger = logging.getLogger("ensu.audit")
 
@@ -162,7 +162,7 @@ class JournalWriter:
         self._ticker: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self._closing = False
-        self._stopper = Stopper()
+        self._stop_signal = StopSignal()
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -185,7 +185,7 @@ class JournalWriter:
         """Commit what is queued, sign a last checkpoint over it, then stop: a stopped
         journal leaves no record outside a signed checkpoint."""
         self._closing = True
-        self._stopper.stop()
+        self._stop_signal.stop()
         for task in (self._ticker, self._recovery):
             if task is not None:
                 await task
@@ -356,7 +356,7 @@ class JournalWriter:
 
     async def _tick(self) -> None:
         """An idle journal still gets a checkpoint of its last records."""
-        while not await self._stopper.sleep(self.checkpoint_interval):
+        while not await self._stop_signal.sleep(self.checkpoint_interval):
             if self.available and self._compact.end > self._last_checkpoint_size:
                 self._queue.put_nowait(_CheckpointRequest(None))
 
@@ -386,7 +386,7 @@ class JournalWriter:
 
     async def _recover(self) -> None:
         delay = self.retry_interval
-        while not await self._stopper.sleep(delay):
+        while not await self._stop_signal.sleep(delay):
             try:
                 await self._load()
             except Exception as exc:  # still failing: wait longer

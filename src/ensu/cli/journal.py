@@ -25,9 +25,10 @@ from ensu import db
 from ensu.audit import keys, offline, retention, store
 from ensu.audit import service as audit
 from ensu.audit.export import export_bundle
+from ensu.audit.integrity import ResumeRefused, open_alarm, resume
 from ensu.audit.store import JournalStore
 from ensu.audit.tags import EventTag
-from ensu.audit.verify import ResumeRefused, VerifyResult, open_alarm, resume, verify
+from ensu.audit.verify import VerifyResult, verify
 from ensu.audit.writer import JournalWriter, checkpoint_now
 from ensu.config import Settings, get_settings
 

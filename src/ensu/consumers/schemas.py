@@ -19,11 +19,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ensu.certificates import thumbprint_s256
 from ensu.config import Environment
 from ensu.consumers.credentials import is_valid_identifier, is_valid_siret
 from ensu.consumers.models import AuthMethod, TeleserviceStatus
 from ensu.documents.catalogue import CATALOGUE, CODES
-from ensu.gateway.mtls import thumbprint_s256
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

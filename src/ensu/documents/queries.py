@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 
 from starlette.datastructures import QueryParams
 
+from ensu.consumers.perimeter import Perimeter
 from ensu.documents.identifiers import IDSP_PATTERN, SIREN_PATTERN, luhn_valid
-from ensu.documents.service import IdentifierKind, ListQuery, Perimeter
+from ensu.documents.service import IdentifierKind, ListQuery
 from ensu.errors import InvalidParameter, OutsidePerimeter
 
 LIST_PARAMETERS = frozenset(

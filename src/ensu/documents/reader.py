@@ -1,4 +1,4 @@
-"""The API's reads of documents, on the hot path (R-DATA-3, R-DATA-4; issue 5).
+"""The API's reads of documents, on the hot path (R-DATA-3, R-DATA-4).
 
 The routes read one document by identifier, or one page of a subject's documents. Through
 the ORM and an async session that cost a few hundred microseconds of Python per call,

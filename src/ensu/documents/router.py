@@ -300,7 +300,7 @@ async def content_handler(call: Call) -> Reply:
     actor = call.caller.teleservice.id_teleservice
     if call.state.settings.accel_redirect and isinstance(store, FilesystemBlobStore):
         # nginx serves the verified file itself (deploy/nginx/ensu.conf.template): the
-        # bytes are neither read nor copied here (issue 5).
+        # bytes are neither read nor copied here.
         name = await documents.accel_name(
             sessionmaker=call.state.sessionmaker, store=store, document=document, actor=actor
         )

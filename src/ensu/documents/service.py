@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
 from ensu.config import BlobBackend, Settings
+from ensu.consumers.perimeter import Perimeter
 from ensu.documents.models import Document, Subject
 from ensu.documents.reader import DocumentMeta, DocumentReader, PageFilter
 from ensu.documents.storage import (
@@ -175,19 +176,6 @@ async def _alerting(
 
 
 # --- Reading through the perimeter (R-DATA-5, R-GW-5) -------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Perimeter:
-    """What a caller may read: document codes (families expanded) and the data period."""
-
-    codes: frozenset[str]
-    period_start: dt.date
-    period_end: dt.date
-
-    def allows(self, *, code: str, debut: dt.date, fin: dt.date) -> bool:
-        """The document's code is authorised and its period lies inside the authorised one."""
-        return code in self.codes and self.period_start <= debut and fin <= self.period_end
 
 
 @dataclass(frozen=True, slots=True)

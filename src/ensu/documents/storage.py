@@ -108,7 +108,7 @@ class FilesystemBlobStore:
         try:
             with path.open("rb") as handle:
                 # A typical PDF (tens of KiB, in the page cache) is read in the loop: cheaper
-                # than the hop to a thread; a large one is read off the loop (issue 5).
+                # than the hop to a thread; a large one is read off the loop.
                 if os.fstat(handle.fileno()).st_size <= INLINE_READ_BYTES:
                     data = handle.read()
                 else:

@@ -4,7 +4,7 @@ Entries are served for at most ``ttl`` seconds after they were loaded, so that a
 suspension or revocation made by another process is enforced within that time; a change
 made in this process clears the cache at once (:meth:`RefreshingCache.clear`).
 
-Two rules keep the expiry from stalling the service (issue 5: each expiry under load
+Two rules keep the expiry from stalling the service (each expiry under load
 sent every concurrent call of that certificate to the database at once, a 30-50 ms
 stall every second, the p99 of the bench):
 

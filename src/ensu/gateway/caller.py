@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from ensu.certificates import ClientCertificate
+from ensu.consumers.perimeter import Perimeter
 from ensu.consumers.schemas import TeleserviceView
-from ensu.documents.service import Perimeter
-from ensu.gateway.mtls import ClientCertificate
 from ensu.oauth.tokens import AccessClaims
 
 SCOPE_KEY = "ensu.caller"

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ensu.certificates import ClientCertificate, client_ip, parse_address, presented_certificate
 from ensu.config import Settings
 from ensu.consumers.models import TeleserviceStatus
 from ensu.consumers.schemas import TeleserviceView
@@ -27,8 +28,7 @@ from ensu.errors import (
     TokenInvalid,
     TokenMissing,
 )
-from ensu.gateway.mtls import ClientCertificate, client_ip, parse_address, presented_certificate
-from ensu.gateway.quota import QuotaCheck, QuotaCounter, QuotaDecision
+from ensu.gateway.quota.counter import QuotaCheck, QuotaCounter, QuotaDecision
 from ensu.oauth.tokens import AccessClaims, TokenError, binding_matches
 
 

@@ -1,4 +1,4 @@
-"""Routes the gateway serves itself, after the chain, without the framework (issue 5).
+"""Routes the gateway serves itself, after the chain, without the framework.
 
 A call that passed the access chain spent, before this module, as much CPU in FastAPI's
 routing, request object and dependency solving as in all of our own checks. The data

@@ -27,9 +27,9 @@ from ensu.audit.records import CallRecord, Decision
 from ensu.audit.service import Journal
 from ensu.config import Settings
 from ensu.consumers import service as consumers
+from ensu.consumers.perimeter import Perimeter
 from ensu.consumers.schemas import TeleserviceView
 from ensu.db import store_failures
-from ensu.documents.service import Perimeter
 from ensu.errors import (
     PROBLEM_JSON,
     EnsuError,
@@ -42,8 +42,8 @@ from ensu.gateway.cache import RefreshingCache
 from ensu.gateway.caller import SCOPE_KEY, TRACE_KEY, Caller, Trace
 from ensu.gateway.checks import CHAIN, Attempt, valid_correlation_id
 from ensu.gateway.direct import Call, DirectRoutes, Handler
-from ensu.gateway.quota import QuotaCounter, ratelimit_headers
-from ensu.gateway.quota_backends import make_counter
+from ensu.gateway.quota.backends import make_counter
+from ensu.gateway.quota.counter import QuotaCounter, ratelimit_headers
 from ensu.gateway.revocations import RevocationWatch
 from ensu.oauth import tokens
 from ensu.oauth.keys import KeyRing

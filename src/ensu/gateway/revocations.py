@@ -9,7 +9,7 @@ or stamped by a host whose clock is a little behind, is still seen). So:
 - a revocation made through *this* process is enforced on the next call
   (:meth:`RevocationWatch.add`, called by ``POST /revoke``);
 - one made through another process or host is enforced within ``REFRESH_SECONDS`` plus
-  one query (issue 5: within one second across instances; 0.35-0.45 s measured by the
+  one query (within one second across instances; 0.35-0.45 s measured by the
   scale-out test), and never later than ``STALE_SECONDS`` whatever the database does;
 - if the set cannot be refreshed for :data:`STALE_SECONDS`, the gateway no longer knows
   what was revoked and refuses every token with 503 930004 (fail closed, RFC 7009 §2:
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ensu.audit.stopper import Stopper
+from ensu.background import StopSignal
 from ensu.errors import StoreUnavailable
 from ensu.oauth.keys import LEEWAY_SECONDS
 from ensu.oauth.models import Revocation
@@ -64,7 +64,7 @@ class RevocationWatch:
         self._since: dt.datetime | None = None
         self._fresh_at = -float("inf")
         self._task: asyncio.Task[None] | None = None
-        self._stopper = Stopper()
+        self._stop_signal = StopSignal()
 
     async def start(self) -> None:
         """Load the set once (a failure is retried by the loop), then keep it fresh."""
@@ -75,7 +75,7 @@ class RevocationWatch:
         self._task = asyncio.create_task(self._loop(), name="revocation-watch")
 
     async def close(self) -> None:
-        self._stopper.stop()
+        self._stop_signal.stop()
         if self._task is not None:
             await self._task
             self._task = None
@@ -111,7 +111,7 @@ class RevocationWatch:
 
     async def _loop(self) -> None:
         failing = False
-        while not await self._stopper.sleep(self.refresh_interval):
+        while not await self._stop_signal.sleep(self.refresh_interval):
             try:
                 await self.refresh()
             except Exception as exc:  # keep trying; is_revoked fails closed when stale

@@ -18,10 +18,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ensu.certificates import ClientCertificate, client_ip, presented_certificate
 from ensu.config import Settings
 from ensu.consumers.schemas import TeleserviceView
 from ensu.db import store_failures
-from ensu.gateway.mtls import ClientCertificate, client_ip, presented_certificate
 from ensu.oauth import service
 from ensu.oauth.errors import InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
 from ensu.oauth.schemas import (

@@ -39,11 +39,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
+from ensu.certificates import ClientCertificate
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod
 from ensu.consumers.schemas import TeleserviceView, legal_date
-from ensu.gateway.mtls import ClientCertificate
 from ensu.oauth import keys, tokens
 from ensu.oauth.errors import (
     InvalidClient,

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ensu.gateway.mtls import thumbprint_s256
+from ensu.certificates import thumbprint_s256
 
 CA_COMMON_NAME = "ENSU Documents — AC de développement"
 CA_ORGANISATION = "ENSU Documents (développement)"

@@ -11,10 +11,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ensu.audit import merkle, store
 from ensu.audit.errors import JournalIntegrityStop
+from ensu.audit.integrity import IntegrityMonitor, ResumeRefused, open_alarm, resume
 from ensu.audit.note import NoteSigner
 from ensu.audit.records import CallRecord, encode
 from ensu.audit.store import JournalStore
-from ensu.audit.verify import IntegrityMonitor, ResumeRefused, open_alarm, resume, verify
+from ensu.audit.verify import verify
 from ensu.audit.writer import JournalWriter
 from tests.unit.audit.conftest import T0, Tamper, call, fill
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,24 +9,10 @@ from typer.testing import CliRunner, Result
 
 from ensu.cli import app as cli
 from ensu.config import Settings, get_settings
-from tests.unit.oauth.certs import make_certificate
+from tests.support.certs import make_certificate
+from tests.support.cli import Invoke
 
 SIRET = "13000000000005"
-Invoke = Callable[..., Result]
-
-
-@pytest.fixture
-def run(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
-    """``run(*args)``: the CLI on the test's migrated SQLite database."""
-    monkeypatch.setenv("ENSU_VAR_DIR", str(sqlite_settings.var_dir))
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, list(args), env={"COLUMNS": "200"})
-
-    yield invoke
-    get_settings.cache_clear()
 
 
 def _create(run: Invoke, pem: Path, *extra: str) -> Result:

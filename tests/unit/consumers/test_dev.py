@@ -12,7 +12,7 @@ from ensu.consumers import dev
 from ensu.consumers import service as consumers
 from ensu.consumers.dev import Outcome
 from ensu.consumers.schemas import FAMILIES
-from tests.unit.oauth.certs import make_certificate
+from tests.support.certs import make_certificate
 
 pytestmark = pytest.mark.anyio
 

@@ -4,21 +4,19 @@ producer's decider; every decision kept, journaled, and enforced by the gateway'
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from typer.testing import CliRunner, Result
 
 from ensu.audit.models import Event
 from ensu.audit.tags import EventTag
-from ensu.cli import app as cli
-from ensu.config import Environment, Settings, get_settings
+from ensu.config import Environment
 from ensu.consumers import quota as quotas
 from ensu.consumers import service as consumers
-from tests.unit.oauth.certs import SIRET, make_certificate
+from tests.support.certs import SIRET, make_certificate
+from tests.support.cli import Invoke
 
 CERT = make_certificate("quota")
 FULL = quotas.QuotaJustification(
@@ -153,22 +151,6 @@ async def test_refusals(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
 
 
 # -- the command -------------------------------------------------------------------------
-
-Invoke = Callable[..., Result]
-
-
-@pytest.fixture
-def run(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
-    """``run(*args)``: the CLI on the test's migrated SQLite database."""
-    monkeypatch.setenv("ENSU_VAR_DIR", str(sqlite_settings.var_dir))
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, list(args), env={"COLUMNS": "200"})
-
-    yield invoke
-    get_settings.cache_clear()
 
 
 def test_cli_decides_refuses_and_lists(run: Invoke, tmp_path: Path) -> None:

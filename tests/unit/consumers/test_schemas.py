@@ -10,7 +10,7 @@ import pytest
 from ensu.config import Environment
 from ensu.consumers.models import AuthMethod, TeleserviceStatus
 from ensu.consumers.schemas import CertificateRef, TeleserviceView, legal_date
-from tests.unit.oauth.certs import make_certificate
+from tests.support.certs import make_certificate
 
 
 def _view(*networks: str) -> TeleserviceView:

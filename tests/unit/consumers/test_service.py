@@ -17,7 +17,7 @@ from ensu.config import Environment
 from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod, Teleservice, TeleserviceStatus
 from ensu.consumers.schemas import CertificateRef, CreatedTeleservice, legal_date
-from tests.unit.oauth.certs import SIRET, create_client, make_certificate
+from tests.support.certs import SIRET, create_client, make_certificate
 
 pytestmark = pytest.mark.anyio
 CERT = make_certificate("consumer")

@@ -11,7 +11,7 @@ from ensu.edge import nginx
 
 
 def test_workers_never_run_as_root_by_default(tmp_path: Path) -> None:
-    """Review of issue 5: the workers' user defaults to the blobs' owner (they send the
+    """The workers' user defaults to the blobs' owner (they send the
     files on X-Accel-Redirect), except root: then nginx's own default, ``nobody``."""
     if os.getuid() == 0:
         assert nginx.owner_of(tmp_path) == nginx.NOBODY

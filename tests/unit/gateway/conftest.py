@@ -25,7 +25,7 @@ from ensu.documents import catalogue
 from ensu.documents import service as documents
 from ensu.documents.identifiers import new_idensua
 from ensu.documents.storage import digest
-from tests.unit.oauth.certs import SIRET, ThrowawayCertificate, make_certificate
+from tests.support.certs import SIRET, ThrowawayCertificate, make_certificate
 
 PEER = ("127.0.0.1", 50_000)
 SIREN = "732829320"

@@ -11,8 +11,8 @@ import pytest
 from ensu.config import TLSMode
 from ensu.consumers import service as consumers
 from ensu.gateway.cache import RefreshingCache
+from tests.support.certs import make_certificate
 from tests.unit.gateway.conftest import PEER, SIREN, World, cert_header
-from tests.unit.oauth.certs import make_certificate
 
 pytestmark = pytest.mark.anyio
 LIST = "/ensudocuments/v1/documents"

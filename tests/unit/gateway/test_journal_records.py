@@ -112,7 +112,7 @@ def test_odd_paths_keep_their_record() -> None:
 async def test_a_database_failure_while_serving_is_503_930004_and_journaled(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Review of issue 5: a route served by the gateway itself (no FastAPI handler) maps
+    """A route served by the gateway itself (no FastAPI handler) maps
     a database failure to 503 930004, journaled, never a 500 (blobs in PostgreSQL)."""
     doc = next(d for d in world.docs if world.consumers["A"].allows(d.code, d.start, d.end))
 

@@ -21,7 +21,8 @@ from ensu.config import Environment, Settings
 from ensu.consumers.models import AuthMethod, TeleserviceStatus
 from ensu.consumers.schemas import TeleserviceView
 from ensu.errors import CounterUnavailable, QuotaExceeded
-from ensu.gateway.quota import (
+from ensu.gateway.quota.backends import backend_for, make_counter
+from ensu.gateway.quota.counter import (
     WINDOW_SECONDS,
     CounterStoreError,
     PurgeSchedule,
@@ -32,10 +33,9 @@ from ensu.gateway.quota import (
     ratelimit_headers,
     window_of,
 )
-from ensu.gateway.quota_backends import backend_for, make_counter
-from ensu.gateway.quota_postgres import PostgresCounter
-from ensu.gateway.quota_redis import RedisCounter
-from ensu.gateway.quota_sqlite import SQLiteCounter
+from ensu.gateway.quota.postgresql import PostgresCounter
+from ensu.gateway.quota.redis import RedisCounter
+from ensu.gateway.quota.sqlite import SQLiteCounter
 
 pytestmark = pytest.mark.anyio
 MINUTE = 29_000_000  # a window far from today: the clock is always injected

@@ -21,10 +21,10 @@ import pytest
 from redis.asyncio import Redis
 
 from ensu.errors import CounterUnavailable
-from ensu.gateway.quota import WINDOW_SECONDS, CounterStoreError, QuotaCheck, QuotaCounter
-from ensu.gateway.quota_postgres import APPLICATION_NAME, PostgresCounter
-from ensu.gateway.quota_redis import CLIENT_NAME, RedisCounter
-from ensu.gateway.quota_sqlite import SQLiteCounter
+from ensu.gateway.quota.counter import WINDOW_SECONDS, CounterStoreError, QuotaCheck, QuotaCounter
+from ensu.gateway.quota.postgresql import APPLICATION_NAME, PostgresCounter
+from ensu.gateway.quota.redis import CLIENT_NAME, RedisCounter
+from ensu.gateway.quota.sqlite import SQLiteCounter
 from tests.conftest import REDIS_URL, require_service
 from tests.unit.gateway.test_quota import FakeAttempt, Stores, view
 
@@ -266,7 +266,7 @@ async def test_sqlite_unusable_file_fails_closed(tmp_path: Path) -> None:
 
 
 async def test_sqlite_inline_hit_waits_for_another_process_lock(tmp_path: Path) -> None:
-    """Review of issue 5: when another process holds the quota file's lock, even at the
+    """When another process holds the quota file's lock, even at the
     first (inline) open, the hit waits for it off the loop instead of failing 930003."""
     path = tmp_path / "quota.db"
     with sqlite3.connect(path) as first:  # a WAL file whose table is not made yet

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ensu.consumers import quota as quotas
-from ensu.gateway.quota import WINDOW_SECONDS, QuotaCounter, QuotaDecision
+from ensu.gateway.quota.counter import WINDOW_SECONDS, QuotaCounter, QuotaDecision
 from tests.unit.gateway.conftest import SIREN, World
 from tests.unit.gateway.test_quota import BrokenCounter
 

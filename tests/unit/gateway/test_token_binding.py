@@ -11,8 +11,8 @@ import pytest
 
 from ensu.config import Environment
 from ensu.oauth import keys, tokens
+from tests.support.certs import make_certificate
 from tests.unit.gateway.conftest import SIREN, World
-from tests.unit.oauth.certs import make_certificate
 
 pytestmark = pytest.mark.anyio
 LIST = "/ensudocuments/v1/documents"

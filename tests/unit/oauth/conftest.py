@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.app import create_app
 from ensu.config import Settings, TLSMode
-from tests.unit.oauth.certs import ThrowawayCertificate, create_client, make_certificate
+from tests.support.certs import ThrowawayCertificate, create_client, make_certificate
 
 PEER = ("127.0.0.1", 50_000)
 

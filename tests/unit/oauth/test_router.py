@@ -23,7 +23,7 @@ from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod
 from ensu.oauth import keys, service, tokens
 from ensu.oauth.throttle import Throttle
-from tests.unit.oauth.certs import ThrowawayCertificate, create_client, make_certificate
+from tests.support.certs import ThrowawayCertificate, create_client, make_certificate
 from tests.unit.oauth.conftest import Api
 
 pytestmark = pytest.mark.anyio

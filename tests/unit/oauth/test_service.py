@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ensu.certificates import parse_pem
 from ensu.config import Settings
 from ensu.consumers import service as consumers
-from ensu.gateway.mtls import parse_pem
 from ensu.oauth import service
 from ensu.oauth.errors import InvalidClient, InvalidRequest, InvalidScope
 from ensu.oauth.models import Revocation
-from tests.unit.oauth.certs import create_client, make_certificate
+from tests.support.certs import create_client, make_certificate
 
 pytestmark = pytest.mark.anyio
 

@@ -16,8 +16,8 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
+from ensu.certificates import thumbprint_s256
 from ensu.config import Environment, Settings
-from ensu.gateway.mtls import thumbprint_s256
 from ensu.pki import service
 from ensu.pki.service import PkiError, PkiLayout
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ensu.config import Settings
-from ensu.gateway.quota import COUNTER_TIMEOUT_SECONDS, QuotaCounter
+from ensu.gateway.quota.counter import COUNTER_TIMEOUT_SECONDS, QuotaCounter
 
 QuotaBackend = Literal["sqlite", "postgresql", "redis"]
 
@@ -33,7 +33,7 @@ def make_counter(settings: Settings) -> QuotaCounter:
     # about 20 MB each) stay out of the process.
     backend = backend_for(settings)
     if backend == "redis":
-        from ensu.gateway.quota_redis import RedisCounter  # noqa: PLC0415
+        from ensu.gateway.quota.redis import RedisCounter  # noqa: PLC0415
 
         if not settings.redis_url:
             raise ValueError("ENSU_QUOTA_BACKEND=redis needs ENSU_REDIS_URL")
@@ -43,13 +43,13 @@ def make_counter(settings: Settings) -> QuotaCounter:
             timeout=min(settings.store_timeout_seconds, COUNTER_TIMEOUT_SECONDS),
         )
     if backend == "postgresql":
-        from ensu.gateway.quota_postgres import PostgresCounter  # noqa: PLC0415
+        from ensu.gateway.quota.postgresql import PostgresCounter  # noqa: PLC0415
 
         if settings.is_sqlite:
             raise ValueError("ENSU_QUOTA_BACKEND=postgresql needs a PostgreSQL database_url")
         return PostgresCounter.from_url(
             settings.database_url, timeout=settings.store_timeout_seconds
         )
-    from ensu.gateway.quota_sqlite import SQLiteCounter  # noqa: PLC0415
+    from ensu.gateway.quota.sqlite import SQLiteCounter  # noqa: PLC0415
 
     return SQLiteCounter(settings.var_dir / "quota.db")

@@ -19,7 +19,7 @@ file; losing a few counts of the current minute is acceptable, a corrupt file is
 The file holds nothing else and may be deleted while stopped; the table is created on
 first use (not an Alembic migration: it is not the main database).
 
-Two connections, one per thread (issue 5): a hit first tries the statement **in the
+Two connections, one per thread: a hit first tries the statement **in the
 event loop's thread** with no busy wait at all — tens of microseconds, and no hop to a
 thread that would wait for the GIL while the loop is busy. Only when another process
 holds the write lock (``SQLITE_BUSY``) does the hit go to the counter's own thread, whose
@@ -34,7 +34,13 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ensu.gateway.quota import CounterStoreError, PurgeSchedule, QuotaDecision, decide, window_of
+from ensu.gateway.quota.counter import (
+    CounterStoreError,
+    PurgeSchedule,
+    QuotaDecision,
+    decide,
+    window_of,
+)
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS quota_counters ("

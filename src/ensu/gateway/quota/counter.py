@@ -8,13 +8,13 @@ Refused calls are counted too (the value is then "attempts in this window"); tha
 nothing in exactness and keeps every backend to one statement.
 
 Backends (:class:`QuotaCounter`), chosen by ``settings.quota_backend``
-(:func:`ensu.gateway.quota_backends.make_counter`):
+(:func:`ensu.gateway.quota.backends.make_counter`):
 
 - ``sqlite`` (embedded default): one UPSERT … RETURNING on ``var/quota.db``;
-  exact across the processes of one host (:mod:`ensu.gateway.quota_sqlite`).
+  exact across the processes of one host (:mod:`ensu.gateway.quota.sqlite`).
 - ``postgresql``: the same statement on the main database; exact across hosts
-  (:mod:`ensu.gateway.quota_postgres`).
-- ``redis`` (scale-out): one Lua script, one round trip (:mod:`ensu.gateway.quota_redis`).
+  (:mod:`ensu.gateway.quota.postgresql`).
+- ``redis`` (scale-out): one Lua script, one round trip (:mod:`ensu.gateway.quota.redis`).
 
 The check fails closed: a store that errors or answers later than
 :data:`COUNTER_TIMEOUT_SECONDS` refuses the call with 503 930003 rather than let it go
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the counters' processes need not import the consumers' mode
 WINDOW_SECONDS = 60
 #: How long a hit may take before the call is refused (fail closed, R-Q-1). The wait
 #: includes the event loop's own queueing: at 0.25 s a saturated but healthy instance
-#: refused some calls with 930003 (issue 5's bench), so the bound is one second.
+#: refused some calls with 930003 (the bench's bench), so the bound is one second.
 COUNTER_TIMEOUT_SECONDS = 1.0
 
 

@@ -11,11 +11,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ensu.certificates import thumbprint_s256
 from ensu.config import Environment
 from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod
 from ensu.consumers.schemas import CertificateRef, CreatedTeleservice
-from ensu.gateway.mtls import thumbprint_s256
 
 SIRET = "13000000000005"  # Luhn-valid, fictive
 

@@ -8,7 +8,7 @@ The same single statement as on SQLite, in autocommit (one round trip)::
 
 ``ON CONFLICT DO UPDATE`` locks the window's row and updates its latest committed
 version, so concurrent hits queue on that row and each gets its own rank. The table comes
-from the migrations (:mod:`ensu.gateway.quota_models`).
+from the migrations (:mod:`ensu.gateway.quota.models`).
 
 It is the hot path, so psycopg is used directly, over a few connections of the counter's
 own: measured here, a hit costs about 0.13 ms of CPU this way against 0.5 ms through
@@ -28,7 +28,13 @@ from __future__ import annotations
 import anyio
 import psycopg
 
-from ensu.gateway.quota import CounterStoreError, PurgeSchedule, QuotaDecision, decide, window_of
+from ensu.gateway.quota.counter import (
+    CounterStoreError,
+    PurgeSchedule,
+    QuotaDecision,
+    decide,
+    window_of,
+)
 from ensu.postgres import BoundedConnection, postgres_conninfo
 
 HIT = (

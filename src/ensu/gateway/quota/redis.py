@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ensu.gateway.quota import (
+from ensu.gateway.quota.counter import (
     COUNTER_TIMEOUT_SECONDS,
     WINDOW_SECONDS,
     CounterStoreError,

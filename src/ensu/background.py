@@ -2,7 +2,7 @@
 
 Cancelling a task while it waits on the database leaves the driver's worker (aiosqlite's
 thread) finishing an operation for a future nobody awaits, sometimes after the event loop
-is gone. The journal's loops sleep on a :class:`Stopper` instead, and closing them means:
+is gone. The journal's loops sleep on a :class:`StopSignal` instead, and closing them means:
 stop, then wait for the current iteration to end.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 
-class Stopper:
+class StopSignal:
     def __init__(self) -> None:
         self._event = asyncio.Event()
 

@@ -2,7 +2,7 @@
 
 One row per téléservice and window (the Unix minute): ``count`` hits so far. Rows of
 windows that are over are deleted by the counters themselves. The SQLite backend keeps
-the same table in its own file, ``var/quota.db`` (see :mod:`ensu.gateway.quota_sqlite`).
+the same table in its own file, ``var/quota.db`` (see :mod:`ensu.gateway.quota.sqlite`).
 """
 
 from __future__ import annotations

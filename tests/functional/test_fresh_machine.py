@@ -41,6 +41,19 @@ def _without_uv(directories: list[str]) -> list[str]:
     return kept
 
 
+def _environment(path: list[str], home: Path) -> dict[str, str]:
+    """This machine's environment (its CA bundle, its package index settings) with
+    ``PATH`` and ``HOME`` replaced and nothing left of the running uv or venv."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "UV"  # uv run exports its own path; make would take it
+        and not key.startswith(("UV_", "VIRTUAL_ENV", "PYTHON", "PYENV", "ENSU_", "CI"))
+    }
+    env.update(PATH=os.pathsep.join(path), HOME=str(home), LANG="C.UTF-8")
+    return env
+
+
 def _has_uv(python: Path) -> bool:
     probe = [str(python), "-m", "uv", "--version"]
     return subprocess.run(probe, capture_output=True, timeout=60, check=False).returncode == 0
@@ -59,7 +72,7 @@ def _make_setup(clone: Path, env: dict[str, str], user: str | None = None) -> st
     if user is not None:
         command = ["runuser", "-u", user, "--", "env", *[f"{k}={v}" for k, v in env.items()]]
         command += ["make", "-C", str(clone), "setup"]
-        env = {"PATH": env["PATH"]}
+        env = {key: env[key] for key in ("PATH", "LANG")}
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
     )
@@ -86,7 +99,7 @@ def test_setup_installs_uv_into_a_python_that_has_none(tmp_path: Path) -> None:
     assert not _has_uv(python / "bin/python3")
     path = [str(python / "bin"), *_without_uv(list(SYSTEM_PATH))]
     assert shutil.which("uv", path=os.pathsep.join(path)) is None
-    env = {"PATH": os.pathsep.join(path), "HOME": str(home), "LANG": "C.UTF-8"}
+    env = _environment(path, home)
     # uv's download cache is not where uv is looked for: sharing it keeps the test fast.
     cache = Path(os.environ.get("UV_CACHE_DIR", Path.home() / ".cache" / "uv"))
     if cache.is_dir():
@@ -118,8 +131,7 @@ def test_setup_as_an_unprivileged_user_with_debians_python() -> None:
         home.mkdir()
         _clone(clone)
         subprocess.run(["chown", "-R", f"{user}:", str(base)], check=True)
-        path = os.pathsep.join(_without_uv(list(SYSTEM_PATH)))
-        env = {"PATH": path, "HOME": str(home), "LANG": "C.UTF-8"}
+        env = _environment(_without_uv(list(SYSTEM_PATH)), home)
         _make_setup(clone, env, user=user)
         _assert_installed(clone, user=user)
         local = home / ".local"

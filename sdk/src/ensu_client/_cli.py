@@ -148,7 +148,7 @@ def connection(  # noqa: PLR0917 - typer options, passed by name by the CLI
         Path | None,
         typer.Option(
             envvar=f"{ENV_PREFIX}CONFIG",
-            help=f"TOML file with a [connection] table (default {DEFAULT_CONFIG}).",
+            help=f"TOML file, its settings in a 'connection' table (default {DEFAULT_CONFIG}).",
         ),
     ] = None,
     silo: Annotated[Path | None, typer.Option(help="The silo's folder [ENSU_CLIENT_SILO].")] = None,

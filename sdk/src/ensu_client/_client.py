@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import ssl
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -228,7 +227,7 @@ class Client(_Base):
             delay = core.retry_delay(self.retry, response, attempt=attempt, started=started)
             if delay is None:
                 return core.read_token(response, requested_at=requested)
-            time.sleep(delay)
+            core.sleep(delay)
             attempt += 1
 
     # -- one call -------------------------------------------------------------------
@@ -261,7 +260,7 @@ class Client(_Base):
             delay = core.retry_delay(self.retry, response, attempt=attempt, started=started)
             if delay is None:
                 raise self._refused(response, correlation_id)
-            time.sleep(delay)
+            core.sleep(delay)
             attempt += 1
 
     def _get(
@@ -463,7 +462,7 @@ class AsyncClient(_Base):
             delay = core.retry_delay(self.retry, response, attempt=attempt, started=started)
             if delay is None:
                 return core.read_token(response, requested_at=requested)
-            await anyio.sleep(delay)
+            await core.async_sleep(delay)
             attempt += 1
 
     async def _call(
@@ -492,7 +491,7 @@ class AsyncClient(_Base):
             delay = core.retry_delay(self.retry, response, attempt=attempt, started=started)
             if delay is None:
                 raise self._refused(response, correlation_id)
-            await anyio.sleep(delay)
+            await core.async_sleep(delay)
             attempt += 1
 
     async def _get(

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 
 from ensu_client._config import RetryPolicy
@@ -41,6 +42,15 @@ RENEW_AHEAD_MAX = 60.0
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+def sleep(seconds: float) -> None:
+    """The wait before a retry (the one place the sync client sleeps)."""
+    time.sleep(seconds)
+
+
+async def async_sleep(seconds: float) -> None:
+    await anyio.sleep(seconds)
 
 
 def new_correlation_id() -> str:

@@ -108,7 +108,9 @@ class FakeApi:
         if path == "/token":
             return self.token(request)
         if path == f"{API}/etatSante":
-            return httpx.Response(200, json={"statut": "ok", "descriptif": "Le service fonctionne."})
+            return httpx.Response(
+                200, json={"statut": "ok", "descriptif": "Le service fonctionne."}
+            )
         return self.documents_route(request)
 
     def token(self, request: httpx.Request) -> httpx.Response:
@@ -142,6 +144,7 @@ class FakeApi:
 
     def route(self, request: httpx.Request, headers: dict[str, str]) -> httpx.Response:
         path = request.url.path
+        body: dict[str, Any]
         if path == f"{API}/mentionInformation":
             body = {"idTeleservice": TELESERVICE, "mentionInformation": "Données de la DGFiP."}
             return httpx.Response(200, json=body, headers=headers)

@@ -93,10 +93,11 @@ def refuse(code: str, status: int, **extra: object) -> Answer:
     )
 
 
-@pytest.mark.parametrize(("code", "status", "family"), CONTRACT_CODES)
+@pytest.mark.parametrize("case", CONTRACT_CODES, ids=[code for code, _, _ in CONTRACT_CODES])
 def test_every_contract_code_raises_its_family_with_code_status_and_correlation_id(
-    client: Client, api: FakeApi, sleeps: Sleeps, code: str, status: int, family: type[ApiError]
+    client: Client, api: FakeApi, sleeps: Sleeps, case: tuple[str, int, type[ApiError]]
 ) -> None:
+    code, status, family = case
     api.queue(MENTION, *[refuse(code, status, retry_after=999)] * 5)
     with pytest.raises(family) as raised:
         client.mention_information()
@@ -179,13 +180,15 @@ def test_retries_stop_at_the_time_budget(api: FakeApi, sleeps: Sleeps) -> None:
         sleeps.append(seconds)
         clock[0] += seconds
 
-    with make_client(api, retry=RetryPolicy(budget=10, max_attempts=10)) as client:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(core, "monotonic", lambda: clock[0])
-            patch.setattr(core, "sleep", waited)
-            api.queue(MENTION, *[refuse("930003", 503, retry_after=4)] * 5)
-            with pytest.raises(ServiceUnavailable) as raised:
-                client.mention_information()
+    with (
+        make_client(api, retry=RetryPolicy(budget=10, max_attempts=10)) as client,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setattr(core, "monotonic", lambda: clock[0])
+        patch.setattr(core, "sleep", waited)
+        api.queue(MENTION, *[refuse("930003", 503, retry_after=4)] * 5)
+        with pytest.raises(ServiceUnavailable) as raised:
+            client.mention_information()
     assert sleeps == [4.0, 4.0]  # 8 s waited; 4 more would pass 10
     assert len(api.calls(MENTION)) == 3
     assert raised.value.retry_after == 4.0
@@ -341,7 +344,11 @@ def test_the_list_query_uses_the_contract_names(client: Client, api: FakeApi) ->
     params = api.calls(f"{API}/documents")[0].url.params
     assert params.get_list("codeDocument") == ["TVA-CA3", "IS-2065"]
     assert (params["dateDebut"], params["dateFin"]) == ("2024-01-01", "2024-12-31")
-    assert (params["page"], params["taille"], params["referenceDemande"]) == ("1", "5", "dossier-42")
+    assert (params["page"], params["taille"], params["referenceDemande"]) == (
+        "1",
+        "5",
+        "dossier-42",
+    )
 
 
 def test_a_page_keeps_the_json_as_given(client: Client) -> None:

@@ -151,7 +151,7 @@ def test_an_altered_trace_is_detected(silo: Silo, tmp_path: Path, edit: str) -> 
     else:
         lines[1], lines[2] = lines[2], lines[1]
     log.write_text("\n".join(lines) + "\n")
-    with pytest.raises(SiloIntegrityError, match="trace.log"):
+    with pytest.raises(SiloIntegrityError, match=r"trace\.log"):
         silo.trace()
     with pytest.raises(SiloIntegrityError):
         Silo.open(tmp_path / "silo", passphrase=PASSPHRASE)

@@ -33,7 +33,14 @@ from rich.progress import (
 from rich.table import Table
 
 from ensu_client._client import Client
-from ensu_client._config import DEFAULT_CONFIG, ENV_PREFIX, from_environment, merged, read_file
+from ensu_client._config import (
+    DEFAULT_CONFIG,
+    ENV_PREFIX,
+    ClientConfig,
+    from_environment,
+    merged,
+    read_file,
+)
 from ensu_client._exceptions import (
     ApiError,
     ConfigurationError,
@@ -82,12 +89,12 @@ class Options:
         except (OSError, ValueError) as error:
             raise ConfigurationError(f"cannot read the config file {path}: {error}") from None
 
-    def client(self) -> Client:
+    def config(self) -> ClientConfig:
+        """The connection: options, else ``ENSU_CLIENT_*``, else the config file."""
         try:
-            config = merged(self.connection, from_environment(), self.file_settings())
+            return merged(self.connection, from_environment(), self.file_settings())
         except ValueError as error:
             raise ConfigurationError(str(error)) from None
-        return Client(config=config)
 
     def _silo_setting(self, name: str) -> Path | None:
         """A silo setting from the environment, else from the config file."""
@@ -172,9 +179,13 @@ def _options(ctx: typer.Context) -> Options:
     return options
 
 
+def make_client(config: ClientConfig) -> Client:
+    return Client(config=config)
+
+
 @contextmanager
 def _client(ctx: typer.Context) -> Iterator[Client]:
-    with _options(ctx).client() as client:
+    with make_client(_options(ctx).config()) as client:
         yield client
 
 

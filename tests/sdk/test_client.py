@@ -4,8 +4,11 @@ the retry rules, the token's life, the headers, pages and checked downloads (R-C
 from __future__ import annotations
 
 import base64
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -255,6 +258,33 @@ def test_the_token_is_renewed_before_it_expires(
         client.mention_information()
     assert api.tokens_issued == 2
     assert api.calls(MENTION)[-1].headers["authorization"] == "Bearer token-2"
+
+
+def test_threads_sharing_a_client_fetch_the_token_once(api: FakeApi) -> None:
+    """The sync client's lock: 20 threads, a slow token endpoint, one token."""
+    inner = api.handle
+    waiting = threading.Barrier(20, timeout=10)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            time.sleep(0.05)
+        return inner(request)
+
+    with Client(
+        "https://api.test",
+        client_id=CLIENT_ID,
+        teleservice=TELESERVICE,
+        transport=httpx.MockTransport(slow),
+    ) as client:
+
+        def call() -> str:
+            waiting.wait()
+            return client.mention_information().correlation_id
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            ids = list(pool.map(lambda _: call(), range(20)))
+    assert len(set(ids)) == 20
+    assert len(api.calls("/token")) == 1
 
 
 def test_a_refused_token_is_dropped_not_retried(client: Client, api: FakeApi) -> None:

@@ -157,6 +157,18 @@ def test_an_altered_trace_is_detected(silo: Silo, tmp_path: Path, edit: str) -> 
         Silo.open(tmp_path / "silo", passphrase=PASSPHRASE)
 
 
+@pytest.mark.parametrize("erase", ["delete", "empty"])
+def test_an_erased_trace_is_detected(silo: Silo, tmp_path: Path, erase: str) -> None:
+    store(silo)
+    log = tmp_path / "silo" / "trace.log"
+    if erase == "delete":
+        log.unlink()
+    else:
+        log.write_bytes(b"")
+    with pytest.raises(SiloIntegrityError, match="erased"):
+        Silo.open(tmp_path / "silo", passphrase=PASSPHRASE)
+
+
 def test_purge_deletes_only_what_is_past_retention(silo: Silo) -> None:
     store(silo, ONE, days=10)
     store(silo, TWO, days=40)

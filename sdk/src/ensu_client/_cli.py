@@ -9,6 +9,7 @@ what to do, and exits 1.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -218,16 +219,12 @@ def codes(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
     with _client(ctx) as client:
         result = client.codes_documents()
     if as_json:
-        _print_json([vars_of(entry) for entry in result.value])
+        _print_json([dataclasses.asdict(entry) for entry in result.value])
         return
     table = Table("code", "libellé", "famille", "périodicité")
     for entry in result.value:
         table.add_row(entry.code, entry.libelle, entry.famille, entry.periodicite)
     console.print(table)
-
-
-def vars_of(entry: Any) -> dict[str, Any]:
-    return {name: getattr(entry, name) for name in entry.__slots__}
 
 
 @app.command()

@@ -10,6 +10,7 @@ retried after its ``Retry-After`` within the policy's time budget; nothing else 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import ssl
 import threading
@@ -299,8 +300,8 @@ class Client(_Base):
         siren: str | None = None,
         idsp: str | None = None,
         code_document: Sequence[str] = (),
-        date_debut: Any = None,
-        date_fin: Any = None,
+        date_debut: dt.date | str | None = None,
+        date_fin: dt.date | str | None = None,
         page: int = 1,
         taille: int | None = None,
         reference_demande: str | None = None,
@@ -525,8 +526,8 @@ class AsyncClient(_Base):
         siren: str | None = None,
         idsp: str | None = None,
         code_document: Sequence[str] = (),
-        date_debut: Any = None,
-        date_fin: Any = None,
+        date_debut: dt.date | str | None = None,
+        date_fin: dt.date | str | None = None,
         page: int = 1,
         taille: int | None = None,
         reference_demande: str | None = None,

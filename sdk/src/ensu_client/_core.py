@@ -248,7 +248,9 @@ class DigestCheck:
     """Hashes a content as it arrives; :meth:`verify` compares it to ``Repr-Digest``
     and, when known, to the metadata's ``empreinteSha256``."""
 
-    def __init__(self, response: httpx.Response, *, correlation_id: str, expected: str | None):
+    def __init__(
+        self, response: httpx.Response, *, correlation_id: str, expected: str | None
+    ) -> None:
         self._hash = hashlib.sha256()
         self.size = 0
         self._announced = repr_digest_sha256(response.headers)

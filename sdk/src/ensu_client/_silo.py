@@ -444,9 +444,15 @@ class Silo:
         line edited, removed or moved."""
         entries: list[TraceEntry] = []
         previous = GENESIS
-        if not self._trace_path.exists():
-            return entries
-        for number, line in enumerate(self._trace_path.read_bytes().splitlines(), start=1):
+        try:
+            with self._trace_path.open("rb") as log:
+                fcntl.flock(log, fcntl.LOCK_SH)  # no line half-written by another process
+                lines = log.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        if not lines:  # a silo's trace starts with its creation: none is an erased trace
+            raise SiloIntegrityError("trace.log is missing or empty (erased)")
+        for number, line in enumerate(lines, start=1):
             try:
                 entry = json.loads(line)
                 valid = (

@@ -182,6 +182,20 @@ def test_purge_deletes_only_what_is_past_retention(silo: Silo) -> None:
     assert [entry.action for entry in silo.trace()].count("purge") == 1
 
 
+def test_a_damaged_file_does_not_stop_the_purge_of_the_others(silo: Silo) -> None:
+    store(silo, ONE, days=10)
+    store(silo, TWO, days=10)
+    damaged = object_file(silo, TWO)
+    data = bytearray(damaged.read_bytes())
+    header_length = int.from_bytes(data[9:11])  # after the 9-byte magic
+    data[11 + header_length + 4 + 20] ^= 0x01  # inside the sealed identity
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(SiloIntegrityError, match="1 file"):
+        silo.purge(now=NOW + dt.timedelta(days=11))
+    assert not object_file(silo, ONE).exists()
+    assert damaged.exists()
+
+
 def test_retention_must_be_in_the_future(silo: Silo) -> None:
     with pytest.raises(ValueError, match="future"):
         store(silo, days=-1)

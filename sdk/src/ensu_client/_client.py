@@ -126,9 +126,8 @@ class _Base:
         self, response: httpx.Response, correlation_id: str, parse: Callable[[Any], T], what: str
     ) -> Result[T]:
         data = core.answer_json(response, correlation_id=correlation_id)
-        echoed = response.headers.get("x-correlation-id", correlation_id)
-        value = parsed(parse, data, status=200, correlation_id=echoed, what=what)
-        return Result(value, echoed, Quota.from_headers(response.headers))
+        value = parsed(parse, data, status=200, correlation_id=correlation_id, what=what)
+        return Result(value, correlation_id, Quota.from_headers(response.headers))
 
     def _refused(self, response: httpx.Response, correlation_id: str) -> Exception:
         return core.api_error(response, correlation_id=correlation_id)

@@ -255,7 +255,7 @@ class DigestCheck:
         self.size = 0
         self._announced = repr_digest_sha256(response.headers)
         self._expected = expected
-        self.correlation_id = response.headers.get("x-correlation-id") or correlation_id
+        self.correlation_id = correlation_id
         length = response.headers.get("content-length")
         self.total = int(length) if length and length.isdigit() else None
 

@@ -1,9 +1,11 @@
 """The secure silo: where a consumer keeps what it received (R-CON-2).
 
-Confidentiality and integrity: each document is one file holding its metadata and its
-content, each encrypted with AES-256-GCM (NIST SP 800-38D) under a fresh 96-bit nonce,
-the document's identity (``IDENSUA:…``) and the file's clear header bound as associated
-data: a flipped byte, a header edited, or two files swapped fail the read. The key comes
+Confidentiality and integrity: each document is one file holding its identity, its
+metadata and its content, each encrypted with AES-256-GCM (NIST SP 800-38D) under a
+fresh 96-bit nonce, the document's identity (``IDENSUA:…``) and the file's clear header
+bound as associated data: a flipped byte, a header edited, or two files swapped fail
+the read. (The identity is sealed apart, bound to the header only, so that a listing can
+learn it without knowing it first; it must then match the file's keyed name.) The key comes
 from a key file (32 random bytes) or from a passphrase through Argon2id (RFC 9106); a
 key check value in ``silo.json`` tells a wrong passphrase from a damaged file.
 
@@ -364,13 +366,23 @@ class Silo:
         """Delete every document past its retention at ``now``; what was deleted."""
         moment = now or _now()
         purged: list[SiloEntry] = []
+        damaged: list[str] = []
         for path in self._objects():
-            entry = self._entry(path)
+            try:
+                entry = self._entry(path)
+            except SiloIntegrityError:
+                damaged.append(path.name)  # its retention cannot be trusted: kept, reported
+                continue
             if entry.retain_until <= moment:
                 path.unlink()
                 self._trace("purge", identity=entry.identity, reference=entry.reference)
                 purged.append(entry)
         self._trace("purge-run")
+        if damaged:
+            raise SiloIntegrityError(
+                f"purged {len(purged)} document(s); {len(damaged)} file(s) failed their"
+                f" integrity check and were left: {', '.join(damaged)}"
+            )
         return purged
 
     def verify(self) -> int:

@@ -133,12 +133,11 @@ def test_an_unknown_setting_in_the_file_is_refused(tmp_path: Path) -> None:
         read_file(config)
 
 
-def test_unreadable_certificate_files_are_a_configuration_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="TLS files"):
-        Client(
-            "https://api.test",
-            client_id="c",
-            teleservice="t",
-            cert=tmp_path / "absent.pem",
-            key=tmp_path / "absent.key",
-        )
+def test_certificate_files_are_required_and_named_when_absent(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="client certificate is required"):
+        Client("https://api.test", client_id="c", teleservice="t")
+    with pytest.raises(ConfigurationError, match=r"--cert .*absent\.pem: no such file"):
+        Client("https://api.test", client_id="c", teleservice="t", cert=tmp_path / "absent.pem")
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    with pytest.raises(ConfigurationError, match="cannot load the TLS files"):
+        Client("https://api.test", client_id="c", teleservice="t", cert=tmp_path / "bad.pem")

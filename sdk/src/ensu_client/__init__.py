@@ -48,8 +48,7 @@ from ensu_client._models import (
     Result,
 )
 from ensu_client._silo import KdfParams, Silo, SiloEntry, StoredDocument, TraceEntry, new_key_file
-
-__version__ = "0.1.0"
+from ensu_client._version import __version__
 
 __all__ = [
     "NO_RETRY",

@@ -100,6 +100,12 @@ class _Base:
     def _verify(self, transport: object) -> ssl.SSLContext | bool:
         if transport is not None:
             return True  # a test transport: no TLS at all
+        config = self.config
+        if config.cert is None:
+            raise ConfigurationError("a client certificate is required: every call is mutual TLS")
+        for option, path in (("cert", config.cert), ("key", config.key), ("cacert", config.cacert)):
+            if path is not None and not path.is_file():
+                raise ConfigurationError(f"--{option} {path}: no such file")
         try:
             return self.config.ssl_context()
         except (OSError, ssl.SSLError) as error:

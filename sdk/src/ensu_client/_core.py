@@ -28,10 +28,11 @@ from ensu_client._exceptions import (
     family_of,
 )
 from ensu_client._models import Document, DocumentRef
+from ensu_client._version import __version__
 
 API = "/ensudocuments/v1"
 PROBLEM_JSON = "application/problem+json"
-USER_AGENT = "ensu-client/0.1.0"
+USER_AGENT = f"ensu-client/{__version__}"
 #: The statuses worth retrying: the server asks to come back (Retry-After).
 RETRYABLE = frozenset({429, 503})
 #: A token is renewed when less than this share of its life is left, at most a minute

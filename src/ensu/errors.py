@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 
 import orjson
 
+from ensu import clock
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -54,7 +56,7 @@ class EnsuError(Exception):
 
     def body(self, *, correlation_id: str | None, now: dt.datetime | None = None) -> bytes:
         """The problem document (RFC 9457 with the contract's members)."""
-        moment = now or dt.datetime.now(dt.UTC)
+        moment = now or clock.now()
         document: dict[str, Any] = {
             "type": f"urn:ensu:erreur:{self.code}",
             "title": self.title,

@@ -9,12 +9,12 @@ certificate, IP, technical identifier, token, rights, quota; header validation
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ensu import clock
 from ensu.certificates import ClientCertificate, client_ip, parse_address, presented_certificate
 from ensu.config import Settings
 from ensu.consumers.models import TeleserviceStatus
@@ -174,7 +174,7 @@ class RightsCheck:
     async def __call__(self, attempt: Attempt) -> None:
         view = attempt.teleservice
         assert view is not None
-        today = dt.datetime.fromtimestamp(attempt.now, dt.UTC).date()
+        today = clock.legal_date(attempt.now)  # the token endpoint's day (ensu.clock)
         if view.status is not TeleserviceStatus.ACTIVE:
             raise HabilitationInactive(reason=f"habilitation_{view.status.value}")
         if view.environment is not attempt.settings.environment:

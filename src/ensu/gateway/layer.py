@@ -15,7 +15,6 @@ import asyncio
 import datetime as dt
 import logging
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ensu import clock
 from ensu.audit.records import CallRecord, Decision
 from ensu.audit.service import Journal
 from ensu.config import Settings
@@ -195,7 +195,7 @@ class Gateway:
             headers=headers,
             settings=settings,
             authority=state.authority,
-            now=time.time(),
+            now=clock.time(),
             correlation_id=correlation_id,
         )
         if self.in_flight >= settings.max_in_flight:

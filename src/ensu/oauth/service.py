@@ -37,13 +37,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ensu import clock
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
 from ensu.certificates import ClientCertificate
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod
-from ensu.consumers.schemas import TeleserviceView, legal_date
+from ensu.consumers.schemas import TeleserviceView
 from ensu.oauth import keys, tokens
 from ensu.oauth.errors import (
     InvalidClient,
@@ -188,7 +189,7 @@ async def token(
     )
     assert certificate is not None  # authenticate_client refuses without one
     _grant_type(form)
-    authorize(client=client, settings=settings, today=legal_date(now))
+    authorize(client=client, settings=settings, today=clock.legal_date(now))
     scopes = parse_scope(form.get("scope"))
     issued = await issue_token(
         session=session,
@@ -322,7 +323,7 @@ async def introspect(
     token exists), client suspended or revoked, certificate no longer registered.
     """
     claims = await _verified(session=session, settings=settings, token_value=token_value, now=now)
-    if claims is None or not _is_active_for(claims, client, legal_date(now)):
+    if claims is None or not _is_active_for(claims, client, clock.legal_date(now)):
         return None
     if await is_revoked(session=session, jti=claims.jwt_id):
         return None

@@ -135,16 +135,22 @@ def bearer_token(headers: Mapping[bytes, bytes]) -> str | None:
 
 
 class TokenCheck:
-    """R-GW-4: a valid access token of this téléservice, bound to this certificate."""
+    """R-GW-4: a valid access token of this téléservice, bound to this certificate.
+
+    CONTRACT.md's table: no ``Authorization: Bearer <token>`` (absent, another scheme,
+    no token after the scheme) is 401 900902 "no bearer token"; a bearer token that does
+    not verify is 401 900901; a valid token of the other environment (a sandbox token at
+    production or the reverse) is 403 910004, like an habilitation of the other
+    environment.
+    """
 
     name = "token"
 
     async def __call__(self, attempt: Attempt) -> None:
-        if b"authorization" not in attempt.headers:
-            raise TokenMissing(reason="token_absent")
         token = bearer_token(attempt.headers)
         if token is None:
-            raise TokenInvalid(reason="authorization_malformed")
+            absent = b"authorization" not in attempt.headers
+            raise TokenMissing(reason="token_absent" if absent else "authorization_not_bearer")
         try:
             claims = await attempt.authority.verify_token(token, attempt.now)
         except TokenError as exc:
@@ -154,7 +160,7 @@ class TokenCheck:
         if not binding_matches(claims, attempt.certificate.thumbprint):
             raise TokenInvalid(reason="token_bound_to_another_certificate")
         if claims.environment is not attempt.settings.environment:
-            raise TokenInvalid(reason="token_of_another_environment")
+            raise HabilitationInactive(reason="token_of_another_environment")
         if claims.client_id != attempt.teleservice.client_id:
             raise TeleserviceInvalid(reason="id_teleservice_not_the_token_client")
         if await attempt.authority.is_revoked(claims.jwt_id):

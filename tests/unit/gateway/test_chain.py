@@ -74,7 +74,7 @@ async def test_token_absent_malformed_or_in_the_query(world: World) -> None:
     absent = await world.get(LIST, "A", params=PARAMS, headers={"Authorization": ""})
     assert absent.status_code == 401
     basic = await world.get(LIST, "A", params=PARAMS, headers={"Authorization": "Basic eDp5"})
-    assert code(basic) == "900901"
+    assert (basic.status_code, code(basic)) == (401, "900902")
     garbage = await world.get(LIST, "A", params=PARAMS, headers={"Authorization": "Bearer x.y.z"})
     assert (garbage.status_code, code(garbage)) == (401, "900901")
     assert garbage.headers["www-authenticate"].startswith("Bearer")
@@ -90,6 +90,18 @@ async def test_token_absent_malformed_or_in_the_query(world: World) -> None:
         },
     )
     assert (in_query.status_code, code(in_query)) == (401, "900902")
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Bearer", "Bearer ", "Bearer a b", "Token abc", "Basic eDp5", "abc"]
+)
+async def test_an_authorization_that_is_not_bearer_token_is_no_bearer_token(
+    world: World, authorization: str
+) -> None:
+    """CONTRACT.md: anything but ``Bearer <token>`` is "no bearer token", 401 900902."""
+    response = await world.get(LIST, "A", params=PARAMS, headers={"Authorization": authorization})
+    assert (response.status_code, code(response)) == (401, "900902")
+    assert response.headers["www-authenticate"].startswith("Bearer")
 
 
 async def test_scheme_is_case_insensitive(world: World) -> None:

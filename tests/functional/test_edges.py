@@ -82,8 +82,13 @@ def test_forged_certificate_header_does_not_make_another_token_usable(
 
 def test_forged_forwarded_for_does_not_widen_the_allowlist(stack: Stack, route: str) -> None:
     """R-GW-2: FAR is allowed from 192.0.2.0/24 only; claiming 192.0.2.10 in headers from
-    127.0.0.1 gets 403 910002, a complete problem document that names no address."""
-    sent = {**api_headers(stack.token(route, FAR), FAR), **forged_address()}
+    127.0.0.1 gets no token (401 invalid_client: the token endpoint checks the allowlist
+    too), and on the data route 403 910002, a complete problem document that names no
+    address (the IP is checked before the token, so any bearer shows it)."""
+    with stack.client(route, FAR) as client:
+        token = request_token(client, FAR.client_id, forged_address())
+    assert (token.status_code, token.json()["error"]) == (401, "invalid_client")
+    sent = {**api_headers("not-a-token", FAR), **forged_address()}
     response = list_documents(stack, route, FAR, sent)
     body = problem(response, 403, "910002")
     assert set(body) >= PROBLEM_MEMBERS

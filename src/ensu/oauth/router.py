@@ -188,9 +188,10 @@ async def _client(
 ) -> TeleserviceView:
     return await service.authenticate_client(
         session=session,
-        client_id=form.get("client_id"),
+        form=form,
         certificate=certificate,
         authorization=request.headers.get("authorization"),
+        peer=client_ip(request.scope, _settings(request)),
     )
 
 
@@ -225,6 +226,7 @@ async def token(request: Request) -> Response:
             form=form,
             certificate=certificate,
             authorization=request.headers.get("authorization"),
+            peer=client_ip(request.scope, _settings(request)),
             now=now,
         )
         return _json(body)

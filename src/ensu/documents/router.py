@@ -167,7 +167,8 @@ _LIST_PARAMETERS = [
     _string(
         "referenceDemande",
         r"^[\w .:/-]{1,64}$",
-        "Référence du dossier du consommateur",
+        "Référence du dossier du consommateur (64 caractères au plus), conservée dans la"
+        " trace de l'appel",
         "DOSSIER-2024-0042",
         maxLength=64,
     ),
@@ -243,10 +244,12 @@ async def codes_handler(call: Call) -> Reply:
 
 async def list_handler(call: Call) -> Reply:
     catalogue: dict[str, CatalogueEntry] = call.state.catalogue
+    trace = call.trace
+    # The case reference goes to the call's record, refusals of the query included.
+    trace.reference = queries.reference_of(call.query_params)
     query = queries.parse_list(
         call.query_params, perimeter=call.caller.perimeter, catalogue=frozenset(catalogue)
     )
-    trace = call.trace
     trace.siren, trace.idsp = query.siren, query.idsp
     records, total = await documents.list_documents(reader=call.state.document_reader, query=query)
     trace.document_codes = tuple(r.document.code for r in records)

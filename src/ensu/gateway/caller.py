@@ -26,6 +26,8 @@ class Trace:
     idsp: str | None = None
     document_codes: tuple[str, ...] = ()
     document_ids: tuple[str, ...] = ()
+    #: ``referenceDemande`` when the request carries a valid one (CONTRACT.md).
+    reference: str | None = None
     reason: str = "ok"
     error_code: str | None = None
 

@@ -273,6 +273,7 @@ def _record(attempt: Attempt, trace: Trace, status: int) -> CallRecord:
         idsp=trace.idsp,
         document_codes=trace.document_codes,
         document_ids=trace.document_ids,
+        reference_demande=trace.reference,
         method=scope["method"],
         route=_route(scope),
         decision=Decision.ALLOWED if status < 400 else Decision.REFUSED,

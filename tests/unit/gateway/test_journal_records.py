@@ -127,3 +127,27 @@ async def test_a_database_failure_while_serving_is_503_930004_and_journaled(
     last = (await _calls(world.app.state.journal))[-1]
     assert (last["status"], last["error_code"]) == (503, "930004")
     assert last["route"].endswith("/contenu")
+
+
+async def test_the_case_reference_is_in_the_calls_record(world: World) -> None:
+    """CONTRACT.md: ``referenceDemande`` is journaled, on an answered call and on one
+    refused after it was read (here outside the perimeter); a malformed one is not."""
+    journal: Journal = world.app.state.journal
+    listed = await world.get(
+        f"{PREFIX}/documents", "A", params={"siren": SIREN, "referenceDemande": "DOSSIER-2024-0042"}
+    )
+    outside = await world.get(
+        f"{PREFIX}/documents",
+        "B",
+        params={"siren": SIREN, "referenceDemande": "DOSSIER 7", "dateDebut": "2001-01-01"},
+    )
+    malformed = await world.get(
+        f"{PREFIX}/documents", "A", params={"siren": SIREN, "referenceDemande": "<script>"}
+    )
+    assert [r.status_code for r in (listed, outside, malformed)] == [200, 403, 400]
+    calls = await _calls(journal)
+    assert [call.get("reference_demande") for call in calls] == [
+        "DOSSIER-2024-0042",
+        "DOSSIER 7",
+        None,
+    ]

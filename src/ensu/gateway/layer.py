@@ -185,11 +185,6 @@ class Gateway:
         state = scope["app"].state
         journal: Journal = state.journal
         settings: Settings = state.settings
-        try:
-            journal.ensure_serving()
-        except EnsuError as error:  # integrity stop or store down: nothing is served
-            await send_problem(send, error, correlation_id)
-            return
         attempt = Attempt(
             scope=scope,
             headers=headers,
@@ -198,6 +193,11 @@ class Gateway:
             now=clock.time(),
             correlation_id=correlation_id,
         )
+        try:
+            journal.ensure_serving()
+        except EnsuError as error:  # integrity stop or store down: nothing is served
+            await self._unserved(journal, attempt, error, send)
+            return
         if self.in_flight >= settings.max_in_flight:
             await self._shed(journal, attempt, send)
             return
@@ -222,12 +222,23 @@ class Gateway:
         finally:
             self.in_flight -= 1
 
+    async def _unserved(
+        self, journal: Journal, attempt: Attempt, error: EnsuError, send: Send
+    ) -> None:
+        """Integrity stop or journal store down (R-TR-2): 503 930002 before any check.
+        The refusal is still journaled when the writer can take it (an integrity stop
+        leaves the writer running), queued but not waited for, as the answer carries no
+        data; else the journal counts and logs it (:meth:`Journal.enqueue_refusal`)."""
+        trace = Trace(reason=error.reason[:64], error_code=error.code)
+        journal.enqueue_refusal(_record(attempt, trace, error.status))
+        await send_problem(send, error, attempt.correlation_id)
+
     async def _shed(self, journal: Journal, attempt: Attempt, send: Send) -> None:
         """Overload: answer 503 930005 at once, before any check; the record is queued
         for the next commit but not waited for (the answer carries no data)."""
         error = Overloaded(reason="overloaded")
         trace = Trace(reason=error.reason, error_code=error.code)
-        journal.enqueue(_record(attempt, trace, error.status))
+        journal.enqueue_refusal(_record(attempt, trace, error.status))
         if attempt.now - self._last_shed_log >= 1.0:  # a line a second, not one per call
             self._last_shed_log = attempt.now
             logger.warning("overload: calls shed beyond %d in flight", self.in_flight)

@@ -28,6 +28,7 @@ from ensu.documents.storage import FilesystemBlobStore
 from ensu.errors import PROBLEM_JSON, NotFound
 from ensu.gateway.caller import Caller, CallerDep, trace_of
 from ensu.gateway.direct import Call, DirectRoute, DirectRoutes, Handler, Reply
+from ensu.gateway.stamps import OPENAPI_HEADERS
 
 PREFIX = "/ensudocuments/v1"
 #: nginx's internal location of the blobs (deploy/nginx/ensu.conf.template).
@@ -84,19 +85,16 @@ def _header(description: str, *, required: bool, **schema: Any) -> dict[str, Any
     }
 
 
-#: Echoed on every answer once the request's own is a UUID; an error found before that
-#: check (the identity checks come first, R-GW) may answer without it.
-_CORRELATION = "X-Correlation-ID"
-_ECHOED = {_CORRELATION: _header("L'identifiant de corrélation de la requête", required=True)}
-_MAYBE_ECHOED = {_CORRELATION: {**_ECHOED[_CORRELATION], "required": False}}
+#: On every answer, refusals included (CONTRACT.md; ensu.gateway.stamps says the values).
+_ECHOED = OPENAPI_HEADERS
 _RETRY_AFTER = _header("Secondes avant de réessayer", required=True, pattern=r"^[0-9]+$")
 _ERROR_HEADERS: dict[int, dict[str, Any]] = {
-    400: _MAYBE_ECHOED,
-    401: {**_MAYBE_ECHOED, "WWW-Authenticate": _header("Défi Bearer (RFC 6750)", required=True)},
-    403: _MAYBE_ECHOED,
-    404: _MAYBE_ECHOED,
-    429: {**_MAYBE_ECHOED, "Retry-After": _RETRY_AFTER},
-    503: {**_MAYBE_ECHOED, "Retry-After": _RETRY_AFTER},
+    400: _ECHOED,
+    401: {**_ECHOED, "WWW-Authenticate": _header("Défi Bearer (RFC 6750)", required=True)},
+    403: _ECHOED,
+    404: _ECHOED,
+    429: {**_ECHOED, "Retry-After": _RETRY_AFTER},
+    503: {**_ECHOED, "Retry-After": _RETRY_AFTER},
 }
 _PROBLEM = {PROBLEM_JSON: {"schema": _schema_of(Problem)}}
 _ERRORS: dict[int | str, dict[str, Any]] = {

@@ -15,6 +15,8 @@ from ensu.oauth.tokens import AccessClaims
 
 SCOPE_KEY = "ensu.caller"
 TRACE_KEY = "ensu.trace"
+#: The correlation id every answer under the prefix carries (the request's or a fresh one).
+CORRELATION_KEY = "ensu.correlation_id"
 
 
 @dataclass(slots=True)

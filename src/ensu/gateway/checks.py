@@ -59,7 +59,10 @@ class Attempt:
     ip: str | None = None
     teleservice: TeleserviceView | None = None
     claims: AccessClaims | None = None
+    #: The id the answer and the journal carry: the request's if valid, else a fresh one.
     correlation_id: str | None = None
+    #: Whether the request's own ``X-Correlation-ID`` was a UUID (R-GW-6).
+    correlation_id_valid: bool = True
     quota: QuotaDecision | None = None
 
 
@@ -195,7 +198,7 @@ class CorrelationIdCheck:
     name = "correlation_id"
 
     async def __call__(self, attempt: Attempt) -> None:
-        if attempt.correlation_id is None:
+        if attempt.correlation_id is None or not attempt.correlation_id_valid:
             raise CorrelationIdInvalid(reason="correlation_id_invalid")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ensu import clock
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
 from ensu.config import Environment
@@ -192,7 +193,7 @@ async def decide_quota(
     required (R-Q-2), else :class:`JustificationMissing`; :class:`NotFoundError` for an
     unknown téléservice; :class:`InvalidConsumerData` for a revoked one or bad values.
     """
-    moment = now or dt.datetime.now(dt.UTC)
+    moment = now or clock.now()
     decided_by = decided_by.strip()
     reasons = (justification or QuotaJustification()).cleaned()
     row = await _teleservice(session, id_teleservice)

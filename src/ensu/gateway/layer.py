@@ -41,11 +41,11 @@ from ensu.errors import (
     Overloaded,
     StoreUnavailable,
 )
-from ensu.gateway import quota
 from ensu.gateway.cache import RefreshingCache
 from ensu.gateway.caller import CORRELATION_KEY, SCOPE_KEY, TRACE_KEY, Caller, Trace
 from ensu.gateway.checks import CHAIN, Attempt, valid_correlation_id
 from ensu.gateway.direct import Call, DirectRoutes, Handler
+from ensu.gateway.quota import counter as quota
 from ensu.gateway.quota.backends import make_counter
 from ensu.gateway.quota.counter import QuotaCounter, ratelimit_headers
 from ensu.gateway.revocations import RevocationWatch

@@ -28,7 +28,7 @@ from typing import Any
 
 from ensu.config import Environment
 from ensu.consumers.schemas import DEFAULT_QUOTAS
-from ensu.gateway.quota import decide, ratelimit_headers
+from ensu.gateway.quota.counter import decide, ratelimit_headers
 
 Header = tuple[bytes, bytes]
 DATE = b"date"

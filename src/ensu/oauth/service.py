@@ -146,7 +146,7 @@ async def authenticate_client(
     """The authenticated client, or :class:`InvalidRequest`/:class:`InvalidClient`.
 
     ``form``: the request's body parameters (``client_id``, and any credential it carries);
-    ``peer``: the caller's IP as the gateway reads it (:func:`ensu.gateway.mtls.client_ip`).
+    ``peer``: the caller's IP as the gateway reads it (:func:`ensu.certificates.client_ip`).
     Authentication only: whether the client may have a token is :func:`authorize`'s call.
     """
     client_id = form.get("client_id")

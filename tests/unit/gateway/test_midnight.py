@@ -17,8 +17,8 @@ from ensu import clock
 from ensu.clock import PARIS
 from ensu.config import Environment
 from ensu.consumers import service as consumers
+from tests.support.certs import SIRET, make_certificate
 from tests.unit.gateway.conftest import SIREN, World, cert_header
-from tests.unit.oauth.certs import SIRET, make_certificate
 
 pytestmark = pytest.mark.anyio
 LIST = "/ensudocuments/v1/documents"

@@ -35,6 +35,7 @@ from ensu.consumers.schemas import TeleserviceView
 from ensu.db import store_failures
 from ensu.errors import (
     PROBLEM_JSON,
+    CounterUnavailable,
     EnsuError,
     InternalError,
     JournalUnavailable,
@@ -222,7 +223,8 @@ class Gateway:
                 for check in CHAIN:
                     await check(attempt)
             except EnsuError as error:
-                await _refuse(journal, attempt, error, send, await _quota_state(attempt))
+                state = await _quota_state(attempt, error)
+                await _refuse(journal, attempt, error, send, state)
                 return
             trace = scope[TRACE_KEY] = Trace()
             caller = scope[SCOPE_KEY] = _caller(attempt)
@@ -350,16 +352,20 @@ def _route(scope: Mapping[str, Any]) -> str:
     return "".join(chr(b) if 0x21 <= b <= 0x7E else f"%{b:02X}" for b in raw)[:200]
 
 
-async def _quota_state(attempt: Attempt) -> quota.QuotaDecision | None:
+async def _quota_state(attempt: Attempt, error: EnsuError) -> quota.QuotaDecision | None:
     """The quota state for a refusal's ``RateLimit-*`` fields: the call's decision, else
     its téléservice's counter peeked (not counted), else None (not known: the stamps'
-    defaults). A counter that cannot be read in time gives an empty window."""
+    defaults). A counter that cannot be read in time gives an empty window; one that the
+    quota check itself found failing (930003) is not asked again, so that the refusal
+    stays within the check's bound (R-Q-1 fails closed, and fast)."""
     if attempt.quota is not None:
         return attempt.quota
     view = attempt.teleservice
     if view is None:
         return None
     key, limit, now = view.id_teleservice, view.quota_per_minute, attempt.now
+    if isinstance(error, CounterUnavailable):
+        return quota.decide(count=0, limit=limit, now=now)
     peeked = await quota.peek(attempt.authority.quota_counter, key=key, limit=limit, now=now)
     return peeked or quota.decide(count=0, limit=limit, now=now)
 

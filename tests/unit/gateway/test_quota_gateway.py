@@ -110,3 +110,25 @@ async def test_counter_failure_is_503(world: World) -> None:
     response = await world.get(LIST, "A", params={"siren": SIREN})
     assert (response.status_code, response.json()["code"]) == (503, "930003")
     assert "retry-after" in response.headers
+
+
+class PeekCounting(BrokenCounter):
+    """A failing counter that notes every peek."""
+
+    def __init__(self) -> None:
+        self.peeks = 0
+
+    async def peek(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        self.peeks += 1
+        return await super().peek(key=key, limit=limit, now=now)
+
+
+async def test_a_counter_found_failing_is_not_peeked_again(world: World) -> None:
+    """503 930003: the quota check's own bound is the refusal's whole wait (a second
+    round trip to a black-holed store would double it); the fields are an empty window."""
+    counter = PeekCounting()
+    world.app.state.authority.quota_counter = counter
+    response = await world.get(LIST, "A", params={"siren": SIREN})
+    assert (response.status_code, response.json()["code"]) == (503, "930003")
+    assert counter.peeks == 0
+    assert _fields(response)[:2] == ("100000", "100000")

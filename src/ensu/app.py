@@ -18,9 +18,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
 from ensu import db
 from ensu.audit.service import Journal
@@ -35,9 +39,11 @@ from ensu.errors import (
     EnsuError,
     InternalError,
     InvalidParameter,
+    MethodNotAllowed,
+    RouteNotFound,
     StoreUnavailable,
 )
-from ensu.gateway.caller import trace_of
+from ensu.gateway.caller import CORRELATION_KEY, trace_of
 from ensu.gateway.layer import API_PREFIX, Gateway, StoreAuthority
 from ensu.oauth.router import router as oauth_router
 from ensu.operations.router import router as operations_router
@@ -85,7 +91,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="API ENSU Documents",
         version="1.0.0",
-        description="Échange des documents fiscaux des usagers professionnels (DGFIP).",
+        description=(
+            "Échange des documents fiscaux des usagers professionnels (DGFIP). Sous"
+            " /ensudocuments/v1, toute réponse porte X-Correlation-ID, Date et les champs"
+            " RateLimit-* ; les erreurs sont en application/problem+json (RFC 9457), un"
+            " chemin inconnu compris (404 920404) ainsi qu'une méthode non servie (405"
+            " 920405, avec Allow)."
+        ),
         lifespan=lifespan,
         # No OpenTelemetry here: FastAPI would otherwise look for providers on every
         # request (about 10 µs of the hot path).
@@ -97,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Gateway, routes=DIRECT_ROUTES)
     app.add_exception_handler(EnsuError, _problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _routing)  # type: ignore[arg-type]
     if not settings.is_sqlite:
         import psycopg  # noqa: F401, PLC0415 - loaded now, so that its errors are mapped below
     for failure in db.store_failures():
@@ -106,8 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _correlation_id(request: Request) -> str | None:
-    caller = request.scope.get("ensu.caller")
-    return getattr(caller, "correlation_id", None)
+    """The id the gateway echoes on this answer (``None`` outside the API prefix)."""
+    echoed = request.scope.get(CORRELATION_KEY)
+    return echoed if isinstance(echoed, str) else None
 
 
 async def _problem(request: Request, error: EnsuError) -> Response:
@@ -129,6 +143,18 @@ async def _invalid(request: Request, error: RequestValidationError) -> Response:
         return await request_validation_exception_handler(request, error)
     erreurs = [(str(e["loc"][-1]), str(e["msg"])) for e in error.errors()]
     return await _problem(request, InvalidParameter(erreurs))
+
+
+async def _routing(request: Request, error: HTTPException) -> Response:
+    """The router's own refusals under the API prefix in the contract's form (RFC 9457):
+    an unknown path 404 920404, a method the path does not serve 405 920405 with
+    ``Allow``. Elsewhere (portal, OAuth) FastAPI's answer."""
+    if not request.scope["path"].startswith(API_PREFIX) or error.status_code not in (404, 405):
+        return await http_exception_handler(request, error)
+    if error.status_code == 404:
+        return await _problem(request, RouteNotFound(reason="unknown_path"))
+    allow = (error.headers or {}).get("Allow")
+    return await _problem(request, MethodNotAllowed(allow))
 
 
 async def _store_unavailable(request: Request, error: Exception) -> Response:

@@ -15,6 +15,8 @@ Rendered as ``application/problem+json`` (RFC 9457) with the contract's members
     ├── HabilitationInactive   403 910004
     ├── OutsidePerimeter       403 900910
     ├── NotFound               404 920404   (also "outside the perimeter" for one document)
+    │   └── RouteNotFound      404 920404   (no such path under the API prefix)
+    ├── MethodNotAllowed       405 920405   (+ Allow)
     ├── QuotaExceeded          429 900804
     ├── Maintenance            503 930001
     ├── JournalUnavailable     503 930002
@@ -28,6 +30,8 @@ import datetime as dt
 from typing import Any, ClassVar
 
 import orjson
+
+from ensu import clock
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -54,7 +58,7 @@ class EnsuError(Exception):
 
     def body(self, *, correlation_id: str | None, now: dt.datetime | None = None) -> bytes:
         """The problem document (RFC 9457 with the contract's members)."""
-        moment = now or dt.datetime.now(dt.UTC)
+        moment = now or clock.now()
         document: dict[str, Any] = {
             "type": f"urn:ensu:erreur:{self.code}",
             "title": self.title,
@@ -123,6 +127,28 @@ class OutsidePerimeter(EnsuError):
 class NotFound(EnsuError):
     status, code, title = 404, "920404", "Document introuvable"
     default_detail = "Aucun document ne correspond à la demande."
+
+
+class RouteNotFound(NotFound):
+    """A path under the API prefix that names no resource of the contract."""
+
+    title = "Ressource introuvable"
+    default_detail = "Aucune ressource de l'API ne correspond à ce chemin."
+
+
+class MethodNotAllowed(EnsuError):
+    """A method the path does not serve (RFC 9110 §15.5.6: with ``Allow``); our own
+    code, in the family of the request errors (920400, 920404)."""
+
+    status, code, title = 405, "920405", "Méthode non autorisée"
+    default_detail = "Cette méthode n'est pas servie pour ce chemin."
+
+    def __init__(self, allow: str | None = None) -> None:
+        super().__init__()
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allow} if self.allow else {}
 
 
 class QuotaExceeded(EnsuError):

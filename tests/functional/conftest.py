@@ -57,7 +57,7 @@ from ensu.audit.store import JournalStore
 from ensu.cli.serve import server_options
 from ensu.config import BlobBackend, Environment, Settings, TLSMode
 from ensu.consumers import service as consumers
-from ensu.consumers.schemas import FAMILIES, CertificateRef
+from ensu.consumers.schemas import DEFAULT_QUOTAS, FAMILIES, CertificateRef
 from ensu.documents import service as documents
 from ensu.documents.identifiers import new_idensua
 from ensu.documents.storage import digest
@@ -65,6 +65,7 @@ from ensu.edge import nginx
 from ensu.edge.testing import serving
 from ensu.pki import service as pki
 from tests.conftest import IN_CI
+from tests.support.quota import TEST_GRANT
 
 #: Bound a broken start or stop only; a healthy nginx is up and down in milliseconds.
 NGINX_START_TIMEOUT = 30.0
@@ -244,6 +245,7 @@ async def register_parties(
             networks=list(party.networks),
             valid_from=dt.date(2020, 1, 1),
             quota_per_minute=quota,
+            quota_decision=TEST_GRANT if quota > DEFAULT_QUOTAS[Environment.SANDBOX] else None,
             client_id=party.client_id,
             id_teleservice=party.id_teleservice,
             actor="test",

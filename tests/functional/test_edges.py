@@ -82,8 +82,13 @@ def test_forged_certificate_header_does_not_make_another_token_usable(
 
 def test_forged_forwarded_for_does_not_widen_the_allowlist(stack: Stack, route: str) -> None:
     """R-GW-2: FAR is allowed from 192.0.2.0/24 only; claiming 192.0.2.10 in headers from
-    127.0.0.1 gets 403 910002, a complete problem document that names no address."""
-    sent = {**api_headers(stack.token(route, FAR), FAR), **forged_address()}
+    127.0.0.1 gets no token (401 invalid_client: the token endpoint checks the allowlist
+    too), and on the data route 403 910002, a complete problem document that names no
+    address (the IP is checked before the token, so any bearer shows it)."""
+    with stack.client(route, FAR) as client:
+        token = request_token(client, FAR.client_id, forged_address())
+    assert (token.status_code, token.json()["error"]) == (401, "invalid_client")
+    sent = {**api_headers("not-a-token", FAR), **forged_address()}
     response = list_documents(stack, route, FAR, sent)
     body = problem(response, 403, "910002")
     assert set(body) >= PROBLEM_MEMBERS
@@ -116,7 +121,10 @@ def test_underscore_spellings_of_the_proxy_headers_are_not_believed(
     with stack.client(route, A) as client:
         response = request_token(client, B.client_id, {"X_SSL_Client_Cert": pem})
     assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
-    sent = {**api_headers(stack.token(route, FAR), FAR), "X_Forwarded_For": FAR_ADDRESS}
+    with stack.client(route, FAR) as client:  # FAR gets no token from 127.0.0.1 either
+        token = request_token(client, FAR.client_id, {"X_Forwarded_For": FAR_ADDRESS})
+    assert (token.status_code, token.json()["error"]) == (401, "invalid_client")
+    sent = {**api_headers("not-a-token", FAR), "X_Forwarded_For": FAR_ADDRESS}
     problem(list_documents(stack, route, FAR, sent), 403, "910002")
 
 
@@ -142,5 +150,8 @@ def test_control_the_app_believes_its_trusted_proxy(stack: Stack) -> None:
     with stack.client("upstream", A) as client:
         assert request_token(client, A.client_id, forged_a).status_code == 200
     forged_far = {**stack.var.forged_cert_header(FAR), "X-Forwarded-For": FAR_ADDRESS}
-    sent = {**api_headers(stack.token("direct", FAR), FAR), **forged_far}
+    with stack.client("upstream", FAR) as client:  # the allowlist at the token endpoint too
+        far_token = request_token(client, FAR.client_id, forged_far)
+    assert far_token.status_code == 200, far_token.text
+    sent = {**api_headers(far_token.json()["access_token"], FAR), **forged_far}
     assert list_documents(stack, "upstream", FAR, sent).status_code == 200

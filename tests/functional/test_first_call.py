@@ -99,6 +99,24 @@ def test_correlation_id_is_echoed_in_any_spelling_of_a_uuid(stack: Stack, route:
     assert response.json()["codesDocuments"]
 
 
+def test_every_answer_has_one_date_and_the_contract_headers(stack: Stack, route: str) -> None:
+    """CONTRACT.md through both edges: one ``Date`` (the app's, or nginx's in front of
+    it: never two), the correlation id and the ``RateLimit-*`` fields, on an answer, on
+    a refusal before the quota check and on the health route; ``Date`` on ``/token``."""
+    token = stack.token(route, A)
+    with stack.client(route, A) as client:
+        answered = client.get(f"{API}/codesDocuments", headers=api_headers(token, A))
+        refused = client.get(f"{API}/codesDocuments", headers=api_headers("x", A))
+        health = client.get(f"{API}/etatSante")
+        oauth = request_token(client, A.client_id)
+    assert [r.status_code for r in (answered, refused, health)] == [200, 401, 200]
+    for response in (answered, refused, health, oauth):
+        assert len(response.headers.get_list("date")) == 1, response.headers
+    for response in (answered, refused, health):
+        for name in ("x-correlation-id", "ratelimit-limit", "ratelimit-remaining"):
+            assert len(response.headers.get_list(name)) == 1, (name, response.headers)
+
+
 def test_a_large_pdf_reaches_a_slow_reader_whole(stack: Stack, route: str) -> None:
     """R-DATA-4: a document larger than nginx's memory buffers, read by a client that
     pauses, arrives whole (nginx used to spool it to a temp folder its workers could not

@@ -49,6 +49,7 @@ def _call(number: int, teleservice: str) -> CallRecord:
         siren="732829320",
         document_codes=("AMR",),
         document_ids=() if refused else (f"IDENSUA{number:04d}",),
+        reference_demande=f"DOSSIER-{number % 4}" if number % 4 else None,
         route="/ensudocuments/v1/documents/{idensua}",
         decision=Decision.REFUSED if refused else Decision.ALLOWED,
         reason="TokenInvalid" if refused else "ok",
@@ -98,6 +99,31 @@ def _edit_leaf(settings: Settings, index: int, change: Callable[[bytes], bytes])
         )
     original: bytes = record
     return original
+
+
+def test_the_journal_of_one_case_is_found_by_its_reference(
+    run: Invoke, sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    """CONTRACT.md: ``referenceDemande`` is journaled; ``ensu journal export --reference``
+    finds the calls of that case, and the bundle says so and verifies offline."""
+    asyncio.run(_journal_some_calls(sqlite_settings))
+    bundle = tmp_path / "case.json"
+    exported = run(
+        "journal", "export", "--consumer", "TS-A", "--from", "2026-03-02",
+        "--to", "2026-03-02", "--reference", "DOSSIER-1", "--out", str(bundle),
+    )  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    assert "23 records exported" in exported.output  # TS-A's calls 1, 5, 9 ... 89
+    document = json.loads(bundle.read_text())
+    assert document["query"]["reference"] == "DOSSIER-1"
+    assert {e["content"]["reference_demande"] for e in document["entries"]} == {"DOSSIER-1"}
+    checked = run("journal", "check-bundle", str(bundle))
+    assert checked.exit_code == 0, checked.output
+    document["query"]["reference"] = "DOSSIER-3"  # the records are not that case's
+    bundle.write_text(json.dumps(document))
+    refused = run("journal", "check-bundle", str(bundle))
+    assert refused.exit_code == 1
+    assert "another case reference" in refused.output
 
 
 def test_export_tamper_detect_restore_resume(

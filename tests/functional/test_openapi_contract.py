@@ -59,6 +59,7 @@ from ensu.documents import service as documents
 from ensu.documents.storage import digest
 from ensu.oauth.throttle import Throttle
 from tests.support.certs import SIRET, ThrowawayCertificate, make_certificate
+from tests.support.quota import TEST_GRANT
 
 Case = schemathesis.Case[Any]
 
@@ -273,6 +274,7 @@ async def _seed_consumer(session: AsyncSession) -> None:
         networks=["127.0.0.0/8"],
         valid_from=PERIOD[0],
         quota_per_minute=1_000_000,  # a flood of fuzzing, not a quota test (R-Q-1 has its own)
+        quota_decision=TEST_GRANT,
         client_id=CLIENT_ID,
         id_teleservice=ID_TELESERVICE,
         actor="test",

@@ -2,7 +2,8 @@
 
 A bundle (JSON, ``"format": "ensu-journal-bundle/1"``) holds:
 
-- ``query``: the téléservice and the period ``[from, to)`` (UTC);
+- ``query``: the téléservice and the period ``[from, to)`` (UTC), and the case
+  reference (``referenceDemande``) when the export is of one case;
 - ``checkpoint``: a signed checkpoint made for the export (covering every record so far);
 - ``key``: the journal's verifier key (signed-note ``vkey``) — the investigator should
   compare its key hash with the one the producer published;
@@ -50,9 +51,12 @@ async def export_bundle(
     start: dt.datetime,
     end: dt.datetime,
     now: dt.datetime,
+    reference: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """The bundle of ``id_teleservice``'s records with ``start <= at < end``."""
+    """The bundle of ``id_teleservice``'s records with ``start <= at < end``; with
+    ``reference``, only the calls that carried that ``referenceDemande`` (the journal of
+    one case, R-TR-1, R-TR-3)."""
     checkpoint = await checkpoint_now(journal, signer, now)
     async with journal.read() as connection:
         query = (
@@ -63,6 +67,8 @@ async def export_bundle(
             .order_by(JournalLeaf.leaf_index)
         )
         rows = (await connection.execute(query)).all()
+        if reference is not None:
+            rows = [row for row in rows if _reference(row.record) == reference]
         tiles = store.TileReader(connection)
         entries: list[dict[str, Any]] = []
         for offset in range(0, len(rows), PROOF_BATCH):
@@ -81,7 +87,16 @@ async def export_bundle(
         end=end,
         now=now,
         entries=entries,
+        reference=reference,
     )
+
+
+def _reference(record: bytes | None) -> str | None:
+    """The ``reference_demande`` of a stored record (None once purged, or for an event)."""
+    if record is None:
+        return None
+    value = orjson.loads(record).get("reference_demande")
+    return value if isinstance(value, str) else None
 
 
 def _entry(row: Any, proof: list[bytes]) -> dict[str, Any]:
@@ -104,15 +119,15 @@ def _bundle(
     end: dt.datetime,
     now: dt.datetime,
     entries: list[dict[str, Any]],
+    reference: str | None,
 ) -> dict[str, Any]:
+    query = {"id_teleservice": id_teleservice, "from": format_time(start), "to": format_time(end)}
+    if reference is not None:
+        query["reference"] = reference
     return {
         "format": FORMAT,
         "created_at": format_time(now),
-        "query": {
-            "id_teleservice": id_teleservice,
-            "from": format_time(start),
-            "to": format_time(end),
-        },
+        "query": query,
         "key": {"vkey": signer.verifier.vkey, "key_id": signer.key_id},
         "checkpoint": checkpoint.note,
         "entries": entries,

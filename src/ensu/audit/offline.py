@@ -11,8 +11,8 @@ The check: the checkpoint's Ed25519 signature (with the key given, else the bund
 own, which then only proves internal consistency: compare its key hash with the one the
 producer published); for each entry, its record hashes to its leaf hash
 (``SHA-256(0x00 || record)``), its decoded ``content`` is that record, it belongs to the
-bundle's query (téléservice, period), and its RFC 9162 §2.1.3 inclusion proof leads to
-the signed root.
+bundle's query (téléservice, period, case reference if any), and its RFC 9162 §2.1.3
+inclusion proof leads to the signed root.
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ def _outside_query(content: Mapping[str, Any], query: Mapping[str, Any]) -> str 
     at = str(content.get("at", ""))  # the journal's fixed format sorts as text
     if not str(query.get("from", "")) <= at < str(query.get("to", "")):
         return "outside the bundle's period"
+    if "reference" in query and content.get("reference_demande") != query["reference"]:
+        return "another case reference than the bundle's"
     return None
 
 

@@ -37,6 +37,8 @@ _TAG = re.compile(r"[a-z0-9_]+:[a-z0-9_]+:[a-z0-9_]+")
 _THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
 _SIREN = re.compile(r"[0-9]{9}")
 _SIRET = re.compile(r"[0-9]{14}")
+#: ``referenceDemande``: the consumer's case reference (CONTRACT.md), as the route takes it.
+_REFERENCE = re.compile(r"[\w .:/-]{1,64}")
 #: Keys never allowed in event details, at any depth: secrets have no place in the journal.
 FORBIDDEN_KEYS = frozenset(
     {
@@ -70,6 +72,7 @@ _DROPPABLE = (
     "idsp",
     "document_codes",
     "document_ids",
+    "reference_demande",
 )
 
 
@@ -152,6 +155,10 @@ class CallRecord:
     idsp: str | None = None
     document_codes: tuple[str, ...] = ()
     document_ids: tuple[str, ...] = ()
+    #: ``referenceDemande``, the consumer's case reference (CONTRACT.md): the journal of
+    #: a case is found by it (``ensu journal export --reference``). In the canonical
+    #: bytes only when set, so that the records written before it keep their bytes.
+    reference_demande: str | None = None
     method: str = "GET"
     route: str
     decision: Decision
@@ -186,6 +193,7 @@ class CallRecord:
             _text("document_codes", code, limit=16, pattern=_CODE)
         for identifier in self.document_ids:
             _text("document_ids", identifier, limit=128, pattern=_CODE)
+        _text("reference_demande", self.reference_demande, limit=64, pattern=_REFERENCE)
         _text("method", self.method, limit=8, pattern=_METHOD)
         _text("route", self.route, limit=200, pattern=_ROUTE)
         _text("reason", self.reason, limit=64, pattern=_CODE)
@@ -215,7 +223,7 @@ class CallRecord:
         return Retention.EXCHANGE
 
     def fields(self) -> dict[str, Any]:
-        return {
+        fields = {
             "at": format_time(self.at),
             "client_id": self.client_id,
             "consumer": self.consumer,
@@ -235,6 +243,9 @@ class CallRecord:
             "status": self.status,
             "thumbprint": self.thumbprint,
         }
+        if self.reference_demande is not None:
+            fields["reference_demande"] = self.reference_demande
+        return fields
 
 
 def check_details(details: Mapping[str, object], path: str = "details") -> None:

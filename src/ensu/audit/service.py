@@ -220,6 +220,9 @@ class Journal:
         self.writer = writer
         self.monitor = monitor
         self.relay = relay
+        #: Refusals the writer could not take (:meth:`enqueue_refusal`): counted, logged.
+        self.unjournaled = 0
+        self._last_unjournaled_log = 0.0
 
     @classmethod
     async def open(
@@ -271,6 +274,29 @@ class Journal:
     def enqueue(self, record: CallRecord | EventRecord) -> bool:
         """Journal ``record`` without waiting for its commit (see the writer)."""
         return self.writer.enqueue(record)
+
+    def enqueue_refusal(self, record: CallRecord) -> bool:
+        """Journal a refusal that carries no data (integrity stop, overload) without
+        waiting for its commit, even while no data is served (R-TR-1: every call leaves
+        a trace). When the writer cannot take it (its store is down), the refusal is
+        counted in :attr:`unjournaled` and logged at warning level, a line a second at
+        most with the count so far: the trace is then the log's."""
+        if self.writer.enqueue(record):
+            return True
+        self.unjournaled += 1
+        moment = record.at.timestamp()
+        if moment - self._last_unjournaled_log >= 1.0:
+            self._last_unjournaled_log = moment
+            logger.warning(
+                "journal unavailable: refusal not journaled (%s %s, %s, correlation id %s);"
+                " %d so far",
+                record.method,
+                record.route,
+                record.reason,
+                record.correlation_id,
+                self.unjournaled,
+            )
+        return False
 
     async def close(self) -> None:
         if self.relay is not None:

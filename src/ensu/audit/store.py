@@ -275,9 +275,15 @@ class JournalStore:
     @classmethod
     def for_settings(cls, settings: Settings, *, bounded: bool = False) -> JournalStore:
         """The journal of ``settings``; ``bounded``: the app's, whose every step is
-        bounded by ``ENSU_STORE_TIMEOUT_SECONDS`` (commands wait as long as needed)."""
+        bounded by ``ENSU_STORE_TIMEOUT_SECONDS`` (commands wait as long as needed).
+
+        On SQLite a writer waits for another process's lock (``busy_timeout``) at most
+        ``ENSU_STORE_TIMEOUT_SECONDS`` too, app and commands alike: past it the batch
+        fails (503 930002 for the app's callers) rather than holding them longer."""
         return cls(
-            journal_url(settings), timeout=settings.store_timeout_seconds if bounded else None
+            journal_url(settings),
+            busy_timeout_ms=max(1, round(settings.store_timeout_seconds * 1000)),
+            timeout=settings.store_timeout_seconds if bounded else None,
         )
 
     async def dispose(self) -> None:

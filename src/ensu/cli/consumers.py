@@ -22,7 +22,6 @@ from ensu.consumers import quota as quotas
 from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod, TeleserviceStatus
 from ensu.consumers.schemas import (
-    DEFAULT_QUOTAS,
     FAMILIES,
     CertificateRef,
     CreatedTeleservice,
@@ -133,21 +132,9 @@ def create(
     ] = None,
 ) -> None:
     """Create a téléservice; prints its client_id, ID_Teleservice and secret (once)."""
-    if quota is not None and quota > DEFAULT_QUOTAS[environment]:
-        # R-Q-2: above the default only through a recorded, justified decision.
-        raise typer.BadParameter(
-            f"above {DEFAULT_QUOTAS[environment]}/minute a quota needs a justified decision:"
-            " create the téléservice at the default, then run `ensu consumers quota`",
-            param_hint="--quota",
-        )
     refs = _certificates(certificate or [], thumbprint or [], subject)
 
-    async def work(session: AsyncSession) -> CreatedTeleservice:
-        who = actor()
-        if organisation_name is not None:  # else it must exist already
-            await consumers.ensure_organisation(
-                session=session, siret=organisation_siret, name=organisation_name, actor=who
-            )
+    async def _create_teleservice(session: AsyncSession, who: str) -> CreatedTeleservice:
         return await consumers.create_teleservice(
             session=session,
             organisation_siret=organisation_siret,
@@ -168,6 +155,21 @@ def create(
             mention_information=mention,
             actor=who,
         )
+
+    async def work(session: AsyncSession) -> CreatedTeleservice:
+        who = actor()
+        if organisation_name is not None:  # else it must exist already
+            await consumers.ensure_organisation(
+                session=session, siret=organisation_siret, name=organisation_name, actor=who
+            )
+        try:
+            return await _create_teleservice(session, who)
+        except consumers.JustificationMissing as exc:  # R-Q-2, refused by the service
+            raise consumers.JustificationMissing(
+                f"{exc}; create the téléservice at the default, then run"
+                " `ensu consumers quota` with the decision",
+                exc.missing,
+            ) from None
 
     created = run(work)
     console.print(f"client_id       {created.client_id}")

@@ -219,9 +219,14 @@ def export(
         dt.datetime, typer.Option("--to", formats=DATE_FORMATS, help="Last day, included (UTC).")
     ],
     out: Annotated[Path, typer.Option(help="The bundle to write (JSON).")],
+    reference: Annotated[
+        str | None,
+        typer.Option(help="Only the calls of this case (their referenceDemande)."),
+    ] = None,
 ) -> None:
     """Export a téléservice's records of a period with their inclusion proofs, a fresh
-    signed checkpoint and the verifier key: `ensu journal check-bundle` checks it."""
+    signed checkpoint and the verifier key: `ensu journal check-bundle` checks it. With
+    --reference, only the calls that carried that referenceDemande."""
     if end < start:
         errors.print("[red]error:[/red] --to is before --from")
         raise typer.Exit(2)
@@ -237,6 +242,7 @@ def export(
                 start=_day(start),
                 end=_day(end) + dt.timedelta(days=1),
                 now=_now(),
+                reference=reference,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
         out.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
@@ -246,6 +252,8 @@ def export(
             "to": f"{end:%Y-%m-%d}",
             "entries": len(bundle["entries"]),
         }
+        if reference is not None:
+            details["reference"] = reference
         await _record_event(settings, journal, EventTag.AUDIT_JOURNAL_EXPORTED, details)
         return len(bundle["entries"])
 

@@ -48,6 +48,7 @@ def server_options(
         "workers": workers,
         "proxy_headers": False,  # the client address is the TCP peer, never a header
         "server_header": False,  # no product banner (R-GW-6: no internals)
+        "date_header": False,  # the app sends Date itself (ensu.gateway.stamps): one only
         "ws": "none",  # the API has no WebSocket: refuse upgrades outright
     }
     if settings.tls_mode is TLSMode.PROXY:

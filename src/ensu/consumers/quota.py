@@ -16,20 +16,24 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ensu import clock
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
+from ensu.config import Environment
+from ensu.consumers.errors import InvalidConsumerData, JustificationMissing, NotFoundError
 from ensu.consumers.models import QuotaDecisionRecord, Teleservice, TeleserviceStatus
 from ensu.consumers.schemas import DEFAULT_QUOTAS
-from ensu.consumers.service import InvalidConsumerData, NotFoundError
 
 __all__ = [
     "JUSTIFICATION_FIELDS",
     "MAX_PER_MINUTE",
     "JustificationMissing",
     "QuotaDecisionView",
+    "QuotaGrant",
     "QuotaJustification",
     "decide_quota",
     "quota_history",
+    "require_decision",
 ]
 
 #: The same bound as at creation (``TeleserviceIn.quota_per_minute``).
@@ -43,13 +47,7 @@ JUSTIFICATION_FIELDS = {
 }
 
 
-class JustificationMissing(InvalidConsumerData):
-    """A quota above the default without its full justification (R-Q-2)."""
-
-    def __init__(self, message: str, missing: list[str]) -> None:
-        super().__init__(message)
-        #: The missing fields' names (keys of :data:`JUSTIFICATION_FIELDS`).
-        self.missing = missing
+_LABELS = {**JUSTIFICATION_FIELDS, "decided_by": "auteur de la décision"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +70,42 @@ class QuotaJustification:
 
     def missing(self) -> list[str]:
         return [name for name in JUSTIFICATION_FIELDS if getattr(self, name) is None]
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaGrant:
+    """A producer's decision on a quota, as a writer hands it in: who decided, and why
+    (R-Q-2). :func:`decide_quota` records it."""
+
+    decided_by: str
+    justification: QuotaJustification = QuotaJustification()
+
+
+def require_decision(
+    *, environment: Environment, per_minute: int, grant: QuotaGrant | None
+) -> None:
+    """R-Q-2, whoever asks (CLI, portal, habilitation workflow, tests): a quota above the
+    environment's default needs a decision that names its decider and states the three
+    justification fields; :class:`JustificationMissing` otherwise. At or below the
+    default, no decision is needed."""
+    default = DEFAULT_QUOTAS[environment]
+    if per_minute <= default:
+        return
+    if grant is None:
+        missing = ["decided_by", *JUSTIFICATION_FIELDS]
+    else:
+        missing = grant.justification.cleaned().missing()
+        if not grant.decided_by.strip():
+            missing.insert(0, "decided_by")
+    if missing:
+        labels = ", ".join(_LABELS.get(name, name) for name in missing)
+        raise JustificationMissing(
+            f"refusé : {per_minute}/min dépasse le quota par défaut de l'environnement "
+            f"{environment.value} ({default}/min) ; une telle décision doit nommer son auteur "
+            f"et être justifiée par les pics de charge, le nombre de dossiers et la "
+            f"périodicité (manque : {labels})",
+            missing,
+        )
 
 
 def _text(value: str | None, label: str) -> str | None:
@@ -119,17 +153,11 @@ def _validate(
         raise InvalidConsumerData(f"le quota doit être compris entre 1 et {MAX_PER_MINUTE}/min")
     if not decided_by or len(decided_by) > 200:
         raise InvalidConsumerData("la décision doit nommer son auteur (1 à 200 caractères)")
-    default = DEFAULT_QUOTAS[row.environment]
-    missing = justification.missing()
-    if per_minute > default and missing:
-        labels = ", ".join(JUSTIFICATION_FIELDS[name] for name in missing)
-        raise JustificationMissing(
-            f"refusé : {per_minute}/min dépasse le quota par défaut de l'environnement "
-            f"{row.environment.value} ({default}/min) ; une telle décision doit être "
-            f"justifiée par les pics de charge, le nombre de dossiers et la périodicité "
-            f"(manque : {labels})",
-            missing,
-        )
+    require_decision(
+        environment=row.environment,
+        per_minute=per_minute,
+        grant=QuotaGrant(decided_by=decided_by, justification=justification),
+    )
 
 
 def _view(row: QuotaDecisionRecord, teleservice: Teleservice) -> QuotaDecisionView:
@@ -165,7 +193,7 @@ async def decide_quota(
     required (R-Q-2), else :class:`JustificationMissing`; :class:`NotFoundError` for an
     unknown téléservice; :class:`InvalidConsumerData` for a revoked one or bad values.
     """
-    moment = now or dt.datetime.now(dt.UTC)
+    moment = now or clock.now()
     decided_by = decided_by.strip()
     reasons = (justification or QuotaJustification()).cleaned()
     row = await _teleservice(session, id_teleservice)

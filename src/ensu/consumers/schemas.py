@@ -13,7 +13,6 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -38,16 +37,6 @@ DEFAULT_NETWORKS: tuple[Network, ...] = (
 )
 #: ``x5t#S256``: base64url of 32 bytes, no padding (RFC 8705 §3.1).
 THUMBPRINT_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-#: Validity dates of habilitations are French legal dates.
-PARIS = ZoneInfo("Europe/Paris")
-
-
-def legal_date(now: dt.datetime) -> dt.date:
-    """The date in France at ``now``: a téléservice valid until 31 December stays valid
-    until midnight in Paris, not in UTC (``TeleserviceView.active_on`` takes this)."""
-    return now.astimezone(PARIS).date()
 
 
 def is_thumbprint(value: str) -> bool:

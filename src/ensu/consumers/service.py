@@ -23,10 +23,19 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from ensu import clock
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
 from ensu.config import Environment
 from ensu.consumers import credentials
+from ensu.consumers import quota as quotas
+from ensu.consumers.errors import (
+    ConsumerError,
+    InvalidConsumerData,
+    InvalidTransition,
+    JustificationMissing,
+    NotFoundError,
+)
 from ensu.consumers.mention import default_mention
 from ensu.consumers.models import (
     AuthMethod,
@@ -46,13 +55,13 @@ from ensu.consumers.schemas import (
     TeleserviceView,
     codes_of_families,
     is_thumbprint,
-    legal_date,
 )
 
 __all__ = [
     "ConsumerError",
     "InvalidConsumerData",
     "InvalidTransition",
+    "JustificationMissing",
     "NotFoundError",
     "check_client_secret",
     "create_organisation",
@@ -68,22 +77,6 @@ __all__ = [
     "revoke",
     "suspend",
 ]
-
-
-class ConsumerError(Exception):
-    """Base of this feature's errors; the message is fit for an operator."""
-
-
-class InvalidConsumerData(ConsumerError):
-    """Input refused by validation, or an identifier already taken."""
-
-
-class NotFoundError(ConsumerError):
-    """No such organisation or téléservice."""
-
-
-class InvalidTransition(ConsumerError):
-    """The status change is not allowed from the current status."""
 
 
 #: The status workflow: (action, from) -> to. ``revoked`` is final.
@@ -107,7 +100,7 @@ _TAGS = {
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
-    return now or dt.datetime.now(dt.UTC)
+    return now or clock.now()
 
 
 # -- organisations ---------------------------------------------------------------------
@@ -192,6 +185,7 @@ async def create_teleservice(
     valid_from: dt.date | None = None,
     valid_until: dt.date | None = None,
     quota_per_minute: int | None = None,
+    quota_decision: quotas.QuotaGrant | None = None,
     client_id: str | None = None,
     id_teleservice: str | None = None,
     mention_information: str | None = None,
@@ -205,7 +199,10 @@ async def create_teleservice(
     - perimeter: ``families`` and/or ``codes`` of the catalogue, and the authorised data
       period ``period_start``..``period_end`` (R-GW-5).
     - ``networks``: the IP allowlist in CIDR (R-GW-2); default loopback only.
-    - ``quota_per_minute``: default 50 in the sandbox, 500 in production (R-Q-1).
+    - ``quota_per_minute``: default 50 in the sandbox, 500 in production (R-Q-1). Above
+      the default only with ``quota_decision``, the producer's decision (decider and
+      justification), recorded as by :func:`ensu.consumers.quota.decide_quota`; without
+      it :class:`JustificationMissing` (R-Q-2), whoever calls.
     - ``client_id`` and ``id_teleservice``: generated (opaque) unless given.
     - ``client_secret_basic`` generates a secret, returned here once; only its scrypt hash
       is stored.
@@ -226,7 +223,7 @@ async def create_teleservice(
             "period_end": period_end,
             "networks": tuple(networks) if networks is not None else DEFAULT_NETWORKS,
             "auth_method": auth_method,
-            "valid_from": valid_from or legal_date(moment),
+            "valid_from": valid_from or clock.legal_date(moment),
             "valid_until": valid_until,
             "quota_per_minute": quota_per_minute,
             "client_id": client_id,
@@ -234,10 +231,15 @@ async def create_teleservice(
             "mention_information": mention_information,
         }
     )
+    default = DEFAULT_QUOTAS[data.environment]
+    asked = data.quota_per_minute or default
+    quotas.require_decision(environment=data.environment, per_minute=asked, grant=quota_decision)
     organisation = await _organisation(session, data.organisation_siret)
     if organisation is None:
         raise NotFoundError(f"organisation inconnue : {data.organisation_siret}")
     row, secret = await _new_row(data, organisation, moment)
+    if quota_decision is not None:
+        row.quota_per_minute = default  # the decision below moves it, on the record
     await _check_unique(session, row.client_id, row.id_teleservice)
     session.add(row)
     await session.flush()
@@ -247,6 +249,16 @@ async def create_teleservice(
         actor=actor,
         details=_summary(row, organisation),
     )
+    if quota_decision is not None:
+        await quotas.decide_quota(
+            session=session,
+            id_teleservice=row.id_teleservice,
+            per_minute=asked,
+            decided_by=quota_decision.decided_by,
+            justification=quota_decision.justification,
+            actor=actor,
+            now=moment,
+        )
     return CreatedTeleservice(
         client_id=row.client_id, id_teleservice=row.id_teleservice, client_secret=secret
     )

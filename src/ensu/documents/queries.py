@@ -126,6 +126,15 @@ def parse_list(
     )
 
 
+def reference_of(params: QueryParams) -> str | None:
+    """``referenceDemande`` when given once and well formed, else None: what the call's
+    journal record keeps (R-TR-1), whether or not the rest of the query is valid."""
+    references = params.getlist("referenceDemande") if params else []
+    if len(references) == 1 and REFERENCE_PATTERN.fullmatch(references[0]):
+        return references[0]
+    return None
+
+
 def parse_identifier(kind: str, identifier: str) -> IdentifierKind:
     """``typeIdentifiant`` and ``identifiant`` of the one-document routes (R-DATA-3)."""
     errors: Errors = []

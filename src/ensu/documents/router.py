@@ -28,6 +28,7 @@ from ensu.documents.storage import FilesystemBlobStore
 from ensu.errors import PROBLEM_JSON, NotFound
 from ensu.gateway.caller import Caller, CallerDep, trace_of
 from ensu.gateway.direct import Call, DirectRoute, DirectRoutes, Handler, Reply
+from ensu.gateway.stamps import OPENAPI_HEADERS
 
 PREFIX = "/ensudocuments/v1"
 #: nginx's internal location of the blobs (deploy/nginx/ensu.conf.template).
@@ -84,19 +85,16 @@ def _header(description: str, *, required: bool, **schema: Any) -> dict[str, Any
     }
 
 
-#: Echoed on every answer once the request's own is a UUID; an error found before that
-#: check (the identity checks come first, R-GW) may answer without it.
-_CORRELATION = "X-Correlation-ID"
-_ECHOED = {_CORRELATION: _header("L'identifiant de corrélation de la requête", required=True)}
-_MAYBE_ECHOED = {_CORRELATION: {**_ECHOED[_CORRELATION], "required": False}}
+#: On every answer, refusals included (CONTRACT.md; ensu.gateway.stamps says the values).
+_ECHOED = OPENAPI_HEADERS
 _RETRY_AFTER = _header("Secondes avant de réessayer", required=True, pattern=r"^[0-9]+$")
 _ERROR_HEADERS: dict[int, dict[str, Any]] = {
-    400: _MAYBE_ECHOED,
-    401: {**_MAYBE_ECHOED, "WWW-Authenticate": _header("Défi Bearer (RFC 6750)", required=True)},
-    403: _MAYBE_ECHOED,
-    404: _MAYBE_ECHOED,
-    429: {**_MAYBE_ECHOED, "Retry-After": _RETRY_AFTER},
-    503: {**_MAYBE_ECHOED, "Retry-After": _RETRY_AFTER},
+    400: _ECHOED,
+    401: {**_ECHOED, "WWW-Authenticate": _header("Défi Bearer (RFC 6750)", required=True)},
+    403: _ECHOED,
+    404: _ECHOED,
+    429: {**_ECHOED, "Retry-After": _RETRY_AFTER},
+    503: {**_ECHOED, "Retry-After": _RETRY_AFTER},
 }
 _PROBLEM = {PROBLEM_JSON: {"schema": _schema_of(Problem)}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -167,7 +165,8 @@ _LIST_PARAMETERS = [
     _string(
         "referenceDemande",
         r"^[\w .:/-]{1,64}$",
-        "Référence du dossier du consommateur",
+        "Référence du dossier du consommateur (64 caractères au plus), conservée dans la"
+        " trace de l'appel",
         "DOSSIER-2024-0042",
         maxLength=64,
     ),
@@ -243,10 +242,12 @@ async def codes_handler(call: Call) -> Reply:
 
 async def list_handler(call: Call) -> Reply:
     catalogue: dict[str, CatalogueEntry] = call.state.catalogue
+    trace = call.trace
+    # The case reference goes to the call's record, refusals of the query included.
+    trace.reference = queries.reference_of(call.query_params)
     query = queries.parse_list(
         call.query_params, perimeter=call.caller.perimeter, catalogue=frozenset(catalogue)
     )
-    trace = call.trace
     trace.siren, trace.idsp = query.siren, query.idsp
     records, total = await documents.list_documents(reader=call.state.document_reader, query=query)
     trace.document_codes = tuple(r.document.code for r in records)

@@ -15,6 +15,8 @@ from ensu.oauth.tokens import AccessClaims
 
 SCOPE_KEY = "ensu.caller"
 TRACE_KEY = "ensu.trace"
+#: The correlation id every answer under the prefix carries (the request's or a fresh one).
+CORRELATION_KEY = "ensu.correlation_id"
 
 
 @dataclass(slots=True)
@@ -26,6 +28,8 @@ class Trace:
     idsp: str | None = None
     document_codes: tuple[str, ...] = ()
     document_ids: tuple[str, ...] = ()
+    #: ``referenceDemande`` when the request carries a valid one (CONTRACT.md).
+    reference: str | None = None
     reason: str = "ok"
     error_code: str | None = None
 

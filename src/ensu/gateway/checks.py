@@ -9,12 +9,12 @@ certificate, IP, technical identifier, token, rights, quota; header validation
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ensu import clock
 from ensu.certificates import ClientCertificate, client_ip, parse_address, presented_certificate
 from ensu.config import Settings
 from ensu.consumers.models import TeleserviceStatus
@@ -59,7 +59,10 @@ class Attempt:
     ip: str | None = None
     teleservice: TeleserviceView | None = None
     claims: AccessClaims | None = None
+    #: The id the answer and the journal carry: the request's if valid, else a fresh one.
     correlation_id: str | None = None
+    #: Whether the request's own ``X-Correlation-ID`` was a UUID (R-GW-6).
+    correlation_id_valid: bool = True
     quota: QuotaDecision | None = None
 
 
@@ -135,16 +138,22 @@ def bearer_token(headers: Mapping[bytes, bytes]) -> str | None:
 
 
 class TokenCheck:
-    """R-GW-4: a valid access token of this téléservice, bound to this certificate."""
+    """R-GW-4: a valid access token of this téléservice, bound to this certificate.
+
+    CONTRACT.md's table: no ``Authorization: Bearer <token>`` (absent, another scheme,
+    no token after the scheme) is 401 900902 "no bearer token"; a bearer token that does
+    not verify is 401 900901; a valid token of the other environment (a sandbox token at
+    production or the reverse) is 403 910004, like an habilitation of the other
+    environment.
+    """
 
     name = "token"
 
     async def __call__(self, attempt: Attempt) -> None:
-        if b"authorization" not in attempt.headers:
-            raise TokenMissing(reason="token_absent")
         token = bearer_token(attempt.headers)
         if token is None:
-            raise TokenInvalid(reason="authorization_malformed")
+            absent = b"authorization" not in attempt.headers
+            raise TokenMissing(reason="token_absent" if absent else "authorization_not_bearer")
         try:
             claims = await attempt.authority.verify_token(token, attempt.now)
         except TokenError as exc:
@@ -154,7 +163,7 @@ class TokenCheck:
         if not binding_matches(claims, attempt.certificate.thumbprint):
             raise TokenInvalid(reason="token_bound_to_another_certificate")
         if claims.environment is not attempt.settings.environment:
-            raise TokenInvalid(reason="token_of_another_environment")
+            raise HabilitationInactive(reason="token_of_another_environment")
         if claims.client_id != attempt.teleservice.client_id:
             raise TeleserviceInvalid(reason="id_teleservice_not_the_token_client")
         if await attempt.authority.is_revoked(claims.jwt_id):
@@ -174,7 +183,7 @@ class RightsCheck:
     async def __call__(self, attempt: Attempt) -> None:
         view = attempt.teleservice
         assert view is not None
-        today = dt.datetime.fromtimestamp(attempt.now, dt.UTC).date()
+        today = clock.legal_date(attempt.now)  # the token endpoint's day (ensu.clock)
         if view.status is not TeleserviceStatus.ACTIVE:
             raise HabilitationInactive(reason=f"habilitation_{view.status.value}")
         if view.environment is not attempt.settings.environment:
@@ -189,7 +198,7 @@ class CorrelationIdCheck:
     name = "correlation_id"
 
     async def __call__(self, attempt: Attempt) -> None:
-        if attempt.correlation_id is None:
+        if attempt.correlation_id is None or not attempt.correlation_id_valid:
             raise CorrelationIdInvalid(reason="correlation_id_invalid")
 
 

@@ -2,8 +2,10 @@
 
 It runs :data:`ensu.gateway.checks.CHAIN` in order, stops at the first failure with the
 contract's problem document, and otherwise hands the route one typed
-:class:`~ensu.gateway.caller.Caller` in ``scope``. It also echoes ``X-Correlation-ID`` on
-every response under the API prefix. It is the hot path, so it is plain ASGI (no
+:class:`~ensu.gateway.caller.Caller` in ``scope``. Every response under the API prefix
+carries ``X-Correlation-ID``, ``Date`` and the ``RateLimit-*`` fields, refusals included
+(:mod:`ensu.gateway.stamps` says which values); every other response of the app carries
+``Date``. It is the hot path, so it is plain ASGI (no
 ``BaseHTTPMiddleware``), and what it reads from the stores is cached: certificate → views
 for one second (so a suspension elsewhere is enforced within a second), verified token
 claims until their expiry, the signing keys by the :class:`~ensu.oauth.keys.KeyRing`.
@@ -15,7 +17,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
-import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ensu import clock
 from ensu.audit.records import CallRecord, Decision
 from ensu.audit.service import Journal
 from ensu.config import Settings
@@ -32,6 +35,7 @@ from ensu.consumers.schemas import TeleserviceView
 from ensu.db import store_failures
 from ensu.errors import (
     PROBLEM_JSON,
+    CounterUnavailable,
     EnsuError,
     InternalError,
     JournalUnavailable,
@@ -39,12 +43,14 @@ from ensu.errors import (
     StoreUnavailable,
 )
 from ensu.gateway.cache import RefreshingCache
-from ensu.gateway.caller import SCOPE_KEY, TRACE_KEY, Caller, Trace
+from ensu.gateway.caller import CORRELATION_KEY, SCOPE_KEY, TRACE_KEY, Caller, Trace
 from ensu.gateway.checks import CHAIN, Attempt, valid_correlation_id
 from ensu.gateway.direct import Call, DirectRoutes, Handler
+from ensu.gateway.quota import counter as quota
 from ensu.gateway.quota.backends import make_counter
 from ensu.gateway.quota.counter import QuotaCounter, ratelimit_headers
 from ensu.gateway.revocations import RevocationWatch
+from ensu.gateway.stamps import CORRELATION_ID, Stamps, has_ratelimit
 from ensu.oauth import tokens
 from ensu.oauth.keys import KeyRing
 
@@ -171,33 +177,43 @@ class Gateway:
         #: Calls between the chain's start and their response's record, in this process.
         self.in_flight = 0
         self._last_shed_log = 0.0
+        self.stamps = Stamps()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        elif not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, self._dated(send))
+        else:
+            await self._api(scope, receive, send)
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request under the API prefix: the chain, then the route."""
         headers = dict(scope["headers"])
-        correlation_id = valid_correlation_id(headers.get(b"x-correlation-id"))
-        send = _echoing(send, correlation_id)
+        sent = valid_correlation_id(headers.get(b"x-correlation-id"))
+        # R-GW-6: echoed when valid, else a fresh one, so that every answer has one.
+        correlation_id = scope[CORRELATION_KEY] = sent or str(uuid.uuid4())
+        state = scope["app"].state
+        settings: Settings = state.settings
+        send = self._stamped(send, correlation_id, settings)
         if scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        state = scope["app"].state
         journal: Journal = state.journal
-        settings: Settings = state.settings
-        try:
-            journal.ensure_serving()
-        except EnsuError as error:  # integrity stop or store down: nothing is served
-            await send_problem(send, error, correlation_id)
-            return
         attempt = Attempt(
             scope=scope,
             headers=headers,
             settings=settings,
             authority=state.authority,
-            now=time.time(),
+            now=clock.time(),
             correlation_id=correlation_id,
+            correlation_id_valid=sent is not None,
         )
+        try:
+            journal.ensure_serving()
+        except EnsuError as error:  # integrity stop or store down: nothing is served
+            await self._unserved(journal, attempt, error, send)
+            return
         if self.in_flight >= settings.max_in_flight:
             await self._shed(journal, attempt, send)
             return
@@ -207,7 +223,8 @@ class Gateway:
                 for check in CHAIN:
                     await check(attempt)
             except EnsuError as error:
-                await _refuse(journal, attempt, error, send)
+                state = await _quota_state(attempt, error)
+                await _refuse(journal, attempt, error, send, state)
                 return
             trace = scope[TRACE_KEY] = Trace()
             caller = scope[SCOPE_KEY] = _caller(attempt)
@@ -222,12 +239,52 @@ class Gateway:
         finally:
             self.in_flight -= 1
 
+    def _dated(self, send: Send) -> Send:
+        """``Date`` on an answer outside the API prefix (RFC 9110 §6.6.1)."""
+
+        async def send_dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                date = self.stamps.date(clock.time())
+                message["headers"] = [*message.get("headers", ()), date]
+            await send(message)
+
+        return send_dated
+
+    def _stamped(self, send: Send, correlation_id: str, settings: Settings) -> Send:
+        """The headers of every answer under the prefix (:mod:`ensu.gateway.stamps`):
+        the correlation id, ``Date``, and the default ``RateLimit-*`` fields when the
+        answer has none of its own (the téléservice not known)."""
+        echoed = (CORRELATION_ID, correlation_id.encode("ascii"))
+        stamps = self.stamps
+
+        async def send_stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                now = clock.time()
+                headers = [*message.get("headers", ()), echoed, stamps.date(now)]
+                if not has_ratelimit(headers):
+                    headers += stamps.default_window(settings.environment, now)
+                message["headers"] = headers
+            await send(message)
+
+        return send_stamped
+
+    async def _unserved(
+        self, journal: Journal, attempt: Attempt, error: EnsuError, send: Send
+    ) -> None:
+        """Integrity stop or journal store down (R-TR-2): 503 930002 before any check.
+        The refusal is still journaled when the writer can take it (an integrity stop
+        leaves the writer running), queued but not waited for, as the answer carries no
+        data; else the journal counts and logs it (:meth:`Journal.enqueue_refusal`)."""
+        trace = Trace(reason=error.reason[:64], error_code=error.code)
+        journal.enqueue_refusal(_record(attempt, trace, error.status))
+        await send_problem(send, error, attempt.correlation_id)
+
     async def _shed(self, journal: Journal, attempt: Attempt, send: Send) -> None:
         """Overload: answer 503 930005 at once, before any check; the record is queued
         for the next commit but not waited for (the answer carries no data)."""
         error = Overloaded(reason="overloaded")
         trace = Trace(reason=error.reason, error_code=error.code)
-        journal.enqueue(_record(attempt, trace, error.status))
+        journal.enqueue_refusal(_record(attempt, trace, error.status))
         if attempt.now - self._last_shed_log >= 1.0:  # a line a second, not one per call
             self._last_shed_log = attempt.now
             logger.warning("overload: calls shed beyond %d in flight", self.in_flight)
@@ -273,6 +330,7 @@ def _record(attempt: Attempt, trace: Trace, status: int) -> CallRecord:
         idsp=trace.idsp,
         document_codes=trace.document_codes,
         document_ids=trace.document_ids,
+        reference_demande=trace.reference,
         method=scope["method"],
         route=_route(scope),
         decision=Decision.ALLOWED if status < 400 else Decision.REFUSED,
@@ -294,7 +352,31 @@ def _route(scope: Mapping[str, Any]) -> str:
     return "".join(chr(b) if 0x21 <= b <= 0x7E else f"%{b:02X}" for b in raw)[:200]
 
 
-async def _refuse(journal: Journal, attempt: Attempt, error: EnsuError, send: Send) -> None:
+async def _quota_state(attempt: Attempt, error: EnsuError) -> quota.QuotaDecision | None:
+    """The quota state for a refusal's ``RateLimit-*`` fields: the call's decision, else
+    its téléservice's counter peeked (not counted), else None (not known: the stamps'
+    defaults). A counter that cannot be read in time gives an empty window; one that the
+    quota check itself found failing (930003) is not asked again, so that the refusal
+    stays within the check's bound (R-Q-1 fails closed, and fast)."""
+    if attempt.quota is not None:
+        return attempt.quota
+    view = attempt.teleservice
+    if view is None:
+        return None
+    key, limit, now = view.id_teleservice, view.quota_per_minute, attempt.now
+    if isinstance(error, CounterUnavailable):
+        return quota.decide(count=0, limit=limit, now=now)
+    peeked = await quota.peek(attempt.authority.quota_counter, key=key, limit=limit, now=now)
+    return peeked or quota.decide(count=0, limit=limit, now=now)
+
+
+async def _refuse(
+    journal: Journal,
+    attempt: Attempt,
+    error: EnsuError,
+    send: Send,
+    state: quota.QuotaDecision | None,
+) -> None:
     """Journal the refusal, then answer it (or 503 930002 if it cannot be journaled)."""
     trace = Trace(reason=error.reason[:64], error_code=error.code)
     try:
@@ -302,7 +384,7 @@ async def _refuse(journal: Journal, attempt: Attempt, error: EnsuError, send: Se
     except JournalUnavailable as unavailable:
         error = unavailable
     logger.info("refused %s: %s", attempt.scope["path"], error.reason)
-    extra = ratelimit_headers(attempt.quota) if attempt.quota else []
+    extra = ratelimit_headers(state) if state is not None else []
     await send_problem(send, error, attempt.correlation_id, extra)
 
 
@@ -332,19 +414,6 @@ def _journaling(send: Send, journal: Journal, attempt: Attempt, trace: Trace) ->
         await send(message)
 
     return send_after_record
-
-
-def _echoing(send: Send, correlation_id: str | None) -> Send:
-    if correlation_id is None:
-        return send
-    echoed = (b"x-correlation-id", correlation_id.encode("ascii"))
-
-    async def send_with_id(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), echoed]
-        await send(message)
-
-    return send_with_id
 
 
 async def send_problem(

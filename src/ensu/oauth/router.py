@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ensu import clock
 from ensu.certificates import ClientCertificate, client_ip, presented_certificate
 from ensu.config import Settings
 from ensu.consumers.schemas import TeleserviceView
@@ -158,7 +159,7 @@ async def _handled(request: Request, endpoint: str, handler: Handler) -> Respons
         form = await _read_form(request)
         _check(_throttle(request).check_client(form.get("client_id", "")))
         async with sessionmaker() as session, session.begin():
-            return await handler(session, form, certificate, dt.datetime.now(dt.UTC))
+            return await handler(session, form, certificate, clock.now())
     except SlowDown as error:
         return _error(error)  # not journaled: that would amplify a flood
     except OAuthError as error:
@@ -187,9 +188,10 @@ async def _client(
 ) -> TeleserviceView:
     return await service.authenticate_client(
         session=session,
-        client_id=form.get("client_id"),
+        form=form,
         certificate=certificate,
         authorization=request.headers.get("authorization"),
+        peer=client_ip(request.scope, _settings(request)),
     )
 
 
@@ -224,6 +226,7 @@ async def token(request: Request) -> Response:
             form=form,
             certificate=certificate,
             authorization=request.headers.get("authorization"),
+            peer=client_ip(request.scope, _settings(request)),
             now=now,
         )
         return _json(body)
@@ -310,9 +313,7 @@ class JWKSetResponse(JSONResponse):
 async def jwks(request: Request) -> Response:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session, session.begin():
-        document = await service.jwks(
-            session=session, settings=_settings(request), now=dt.datetime.now(dt.UTC)
-        )
+        document = await service.jwks(session=session, settings=_settings(request), now=clock.now())
     # Short caching: a rotated key stays published an hour, a new one must be seen soon.
     return JWKSetResponse(document, headers={"Cache-Control": "public, max-age=60"})
 

@@ -6,15 +6,21 @@ Client authentication (:func:`authenticate_client`) is the same at ``/token``,
 ``/introspect`` and ``/revoke``: ``client_id`` is required in the body, and the presented
 certificate must be one registered for that client (RFC 8705 §2: the certificate *is*
 the credential for ``tls_client_auth``, §2.1); a ``client_secret_basic`` client adds
-its secret in HTTP Basic (RFC 6749 §2.3.1), never instead of the certificate.
+its secret in HTTP Basic (RFC 6749 §2.3.1), never instead of the certificate. The
+caller's IP must be inside the téléservice's allowlist, as on the data routes (R-GW-2).
+The methods not supported are refused, never ignored: a ``client_assertion`` (RFC 7523
+§2.2, ``private_key_jwt``/``client_secret_jwt``) or a ``client_secret`` in the body
+(``client_secret_post``, RFC 6749 §2.3.1) is ``invalid_client``.
 
 Refusal words at ``/token`` (RFC 6749 §5.2):
 
 - ``invalid_request`` (400): not a form, a parameter repeated, ``client_id`` or
   ``grant_type`` missing;
 - ``invalid_client`` (401): no certificate, unknown client, certificate not registered
-  for this client, wrong or missing secret, Basic credentials for another client or
-  for a ``tls_client_auth`` client. Nothing tells these cases apart;
+  for this client, caller IP outside the allowlist, wrong or missing secret, Basic
+  credentials for another client or for a ``tls_client_auth`` client, an authentication
+  method not supported (client assertion, secret in the body). Nothing tells these
+  cases apart;
 - ``unauthorized_client`` (400): the client *did* authenticate but may not have a token:
   téléservice suspended, revoked, outside its validity dates, or of the other
   environment (R-GW-5). Only the certificate's holder can learn this, so saying it helps
@@ -37,13 +43,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ensu import clock
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
-from ensu.certificates import ClientCertificate
+from ensu.certificates import ClientCertificate, parse_address
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod
-from ensu.consumers.schemas import TeleserviceView, legal_date
+from ensu.consumers.schemas import TeleserviceView
 from ensu.oauth import keys, tokens
 from ensu.oauth.errors import (
     InvalidClient,
@@ -102,19 +109,50 @@ async def _check_secret(view: TeleserviceView, basic: BasicCredentials | None) -
         raise _refused("auth_method_not_registered")
 
 
+#: Body parameters of authentication methods this server does not support (RFC 8414
+#: metadata lists the supported ones): refused, not ignored.
+UNSUPPORTED_CREDENTIALS = {
+    "client_assertion": "client_assertion_unsupported",
+    "client_assertion_type": "client_assertion_unsupported",
+    "client_secret": "client_secret_post_unsupported",
+}
+
+
+def _refuse_unsupported_methods(form: Mapping[str, str]) -> None:
+    for name, reason in UNSUPPORTED_CREDENTIALS.items():
+        if name in form:
+            raise InvalidClient(
+                "Méthode d'authentification du client non prise en charge"
+                " (tls_client_auth ou client_secret_basic attendus).",
+                reason=reason,
+            )
+
+
+def _check_ip(view: TeleserviceView, peer: str | None) -> None:
+    """R-GW-2 at the token endpoint: the caller's IP inside the téléservice's allowlist."""
+    address = parse_address(peer) if peer else None
+    if address is None or not any(address in network for network in view.networks):
+        raise _refused("ip_outside_allowlist")
+
+
 async def authenticate_client(
     *,
     session: AsyncSession,
-    client_id: str | None,
+    form: Mapping[str, str],
     certificate: ClientCertificate | None,
     authorization: str | None,
+    peer: str | None,
 ) -> TeleserviceView:
     """The authenticated client, or :class:`InvalidRequest`/:class:`InvalidClient`.
 
+    ``form``: the request's body parameters (``client_id``, and any credential it carries);
+    ``peer``: the caller's IP as the gateway reads it (:func:`ensu.certificates.client_ip`).
     Authentication only: whether the client may have a token is :func:`authorize`'s call.
     """
+    client_id = form.get("client_id")
     if not client_id:
         raise InvalidRequest("Le paramètre client_id est requis.", reason="client_id_missing")
+    _refuse_unsupported_methods(form)
     basic = parse_basic(authorization) if authorization else None
     if basic is not None and basic.client_id != client_id:
         raise _refused("basic_client_id_mismatch")
@@ -127,6 +165,7 @@ async def authenticate_client(
         raise _refused("client_unknown")
     if certificate.thumbprint not in view.thumbprints:
         raise _refused("certificate_not_registered")
+    _check_ip(view, peer)
     await _check_secret(view, basic)
     return view
 
@@ -173,6 +212,7 @@ async def token(
     form: Mapping[str, str],
     certificate: ClientCertificate | None,
     authorization: str | None,
+    peer: str | None,
     now: dt.datetime,
 ) -> dict[str, object]:
     """The token endpoint (RFC 6749 §4.4): the response body, or an :class:`OAuthError`.
@@ -182,13 +222,14 @@ async def token(
     """
     client = await authenticate_client(
         session=session,
-        client_id=form.get("client_id"),
+        form=form,
         certificate=certificate,
         authorization=authorization,
+        peer=peer,
     )
     assert certificate is not None  # authenticate_client refuses without one
     _grant_type(form)
-    authorize(client=client, settings=settings, today=legal_date(now))
+    authorize(client=client, settings=settings, today=clock.legal_date(now))
     scopes = parse_scope(form.get("scope"))
     issued = await issue_token(
         session=session,
@@ -322,7 +363,7 @@ async def introspect(
     token exists), client suspended or revoked, certificate no longer registered.
     """
     claims = await _verified(session=session, settings=settings, token_value=token_value, now=now)
-    if claims is None or not _is_active_for(claims, client, legal_date(now)):
+    if claims is None or not _is_active_for(claims, client, clock.legal_date(now)):
         return None
     if await is_revoked(session=session, jti=claims.jwt_id):
         return None

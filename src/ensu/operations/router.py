@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from ensu.gateway.stamps import OPENAPI_HEADERS
 from ensu.operations import service
 
 router = APIRouter()
@@ -22,8 +23,16 @@ class EtatSante(BaseModel):
     tags=["santé"],
     summary="État de santé du service",
     response_model=EtatSante,
-    # The state is also the answer during maintenance (CONTRACT.md: 503 then).
-    responses={503: {"model": EtatSante, "description": "Maintenance programmée"}},
+    # The state is also the answer during maintenance (CONTRACT.md: 503 then); the
+    # gateway's headers are on both (ensu.gateway.stamps).
+    responses={
+        200: {"headers": OPENAPI_HEADERS},
+        503: {
+            "model": EtatSante,
+            "description": "Maintenance programmée",
+            "headers": OPENAPI_HEADERS,
+        },
+    },
 )
 async def etat_sante(request: Request) -> Response:
     state = await service.current_state(engine=request.app.state.engine)

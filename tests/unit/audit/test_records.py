@@ -147,3 +147,17 @@ def test_a_refused_request_is_recorded_even_with_malformed_headers() -> None:
         CallRecord.from_request(**{**fields, "reason": "not a code"})
     with pytest.raises(RecordError):
         CallRecord.from_request(**{**fields, "jti": JWT, "status": 99})
+
+
+def test_the_case_reference_is_kept_and_absent_from_older_records() -> None:
+    """``referenceDemande`` (CONTRACT.md) is a field of the call's record; a record
+    without it has the very bytes it had before the field existed (its leaf hash too)."""
+    with_reference = dataclasses.replace(call(1), reference_demande="DOSSIER-2024-0042")
+    assert decode(encode(with_reference)) == with_reference
+    assert orjson.loads(encode(with_reference))["reference_demande"] == "DOSSIER-2024-0042"
+    assert b"reference_demande" not in encode(call(1))
+    with pytest.raises(RecordError):
+        dataclasses.replace(call(1), reference_demande="x" * 65)
+    values = {field.name: getattr(call(1), field.name) for field in dataclasses.fields(CallRecord)}
+    forged = CallRecord.from_request(**{**values, "reference_demande": "<script>"})
+    assert forged.reference_demande is None  # what the caller sent is dropped, not the record

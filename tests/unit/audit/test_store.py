@@ -106,3 +106,23 @@ async def test_postgresql_purges_only_through_the_sanctioned_function(
             text("SELECT count(*) FROM journal_leaves WHERE record IS NOT NULL")
         )
     assert (purged, left) == (10, 0)
+
+
+@pytest.mark.parametrize("bounded", [True, False], ids=["app", "command"])
+async def test_the_sqlite_journal_waits_for_a_lock_no_longer_than_the_store_timeout(
+    var_dir: Path, bounded: bool
+) -> None:
+    """ENSU_STORE_TIMEOUT_SECONDS bounds the wait for another process's write lock
+    (SQLite's busy_timeout) on every connection of the journal, the batch writer's too."""
+    settings = Settings(var_dir=var_dir, store_timeout_seconds=0.25)
+    journal = JournalStore.for_settings(settings, bounded=bounded)
+    try:
+        await journal.ensure_schema()
+        async with journal.write() as connection:
+            assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 250
+        async with journal.read() as connection:
+            assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 250
+        assert journal.batch_writer is not None
+        assert journal.batch_writer.busy_timeout_ms == 250
+    finally:
+        await journal.dispose()

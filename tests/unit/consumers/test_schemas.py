@@ -7,9 +7,10 @@ import ipaddress
 
 import pytest
 
+from ensu.clock import legal_date
 from ensu.config import Environment
 from ensu.consumers.models import AuthMethod, TeleserviceStatus
-from ensu.consumers.schemas import CertificateRef, TeleserviceView, legal_date
+from ensu.consumers.schemas import CertificateRef, TeleserviceView
 from tests.support.certs import make_certificate
 
 

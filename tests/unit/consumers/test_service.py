@@ -13,11 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit.models import Event
 from ensu.audit.tags import EventTag
+from ensu.clock import legal_date
 from ensu.config import Environment
+from ensu.consumers import quota as quotas
 from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod, Teleservice, TeleserviceStatus
-from ensu.consumers.schemas import CertificateRef, CreatedTeleservice, legal_date
+from ensu.consumers.quota import QuotaGrant, QuotaJustification
+from ensu.consumers.schemas import CertificateRef, CreatedTeleservice
 from tests.support.certs import SIRET, create_client, make_certificate
+from tests.support.quota import TEST_GRANT
 
 pytestmark = pytest.mark.anyio
 CERT = make_certificate("consumer")
@@ -81,13 +85,65 @@ async def test_production_quota_defaults_to_500(
     """R-Q-1: 500 calls per minute in production unless decided otherwise (R-Q-2)."""
     async with sessionmaker() as session, session.begin():
         production = await _create(session, environment=Environment.PRODUCTION)
-        chosen = await _create(session, name="Other", quota_per_minute=1200)
+        chosen = await _create(
+            session, name="Other", quota_per_minute=1200, quota_decision=TEST_GRANT
+        )
         a = await consumers.get_by_client_id(session=session, client_id=production.client_id)
         b = await consumers.get_by_client_id(session=session, client_id=chosen.client_id)
     assert a is not None
     assert a.quota_per_minute == 500
     assert b is not None
     assert b.quota_per_minute == 1200
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        None,
+        QuotaGrant(decided_by="  ", justification=TEST_GRANT.justification),
+        QuotaGrant(decided_by="DGFIP", justification=QuotaJustification(files_count=3)),
+    ],
+    ids=["no-decision", "no-decider", "partial-justification"],
+)
+async def test_a_quota_above_the_default_needs_a_recorded_decision(
+    sessionmaker: async_sessionmaker[AsyncSession], decision: QuotaGrant | None
+) -> None:
+    """R-Q-2 in the service, whoever calls it: above the default (50 in the sandbox),
+    no téléservice without a decider and the full justification; nothing is written."""
+    with pytest.raises(consumers.JustificationMissing) as caught:
+        async with sessionmaker() as session, session.begin():
+            await _create(session, quota_per_minute=51, quota_decision=decision)
+    assert caught.value.missing  # the refusal names what is missing
+    async with sessionmaker() as session:
+        assert await consumers.list_teleservices(session=session) == []
+
+
+async def test_a_decided_quota_is_recorded_with_its_justification(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """R-Q-2: the decision given at creation is a quota decision on the record (who,
+    why, from the default to the decided value), journaled like any other."""
+    async with sessionmaker() as session, session.begin():
+        created = await _create(session, quota_per_minute=900, quota_decision=TEST_GRANT)
+        history = await quotas.quota_history(session=session, id_teleservice=created.id_teleservice)
+        tags = await _tags(session)
+    [decision] = history
+    assert (decision.previous_per_minute, decision.per_minute) == (50, 900)
+    assert decision.decided_by == TEST_GRANT.decided_by
+    assert decision.justification == TEST_GRANT.justification
+    assert tags[-1] == str(EventTag.CONSUMERS_TELESERVICE_QUOTA_DECIDED)
+
+
+async def test_at_or_below_the_default_no_decision_is_needed(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        created = await _create(session, quota_per_minute=50)
+        view = await consumers.load_view(session=session, id_teleservice=created.id_teleservice)
+        history = await quotas.quota_history(session=session, id_teleservice=created.id_teleservice)
+    assert view is not None
+    assert view.quota_per_minute == 50
+    assert history == []
 
 
 async def test_perimeter_expands_families_to_codes(

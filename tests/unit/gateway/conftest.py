@@ -26,6 +26,7 @@ from ensu.documents import service as documents
 from ensu.documents.identifiers import new_idensua
 from ensu.documents.storage import digest
 from tests.support.certs import SIRET, ThrowawayCertificate, make_certificate
+from tests.support.quota import TEST_GRANT
 
 PEER = ("127.0.0.1", 50_000)
 SIREN = "732829320"
@@ -197,6 +198,7 @@ async def _seed_consumers(sm: async_sessionmaker[AsyncSession]) -> None:
                 client_id=consumer.client_id,
                 id_teleservice=consumer.id_teleservice,
                 quota_per_minute=100_000,  # the matrix makes hundreds of calls a minute
+                quota_decision=TEST_GRANT,
                 actor="test",
             )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import uuid
 from urllib.parse import quote
 
 import httpx
@@ -74,7 +76,7 @@ async def test_token_absent_malformed_or_in_the_query(world: World) -> None:
     absent = await world.get(LIST, "A", params=PARAMS, headers={"Authorization": ""})
     assert absent.status_code == 401
     basic = await world.get(LIST, "A", params=PARAMS, headers={"Authorization": "Basic eDp5"})
-    assert code(basic) == "900901"
+    assert (basic.status_code, code(basic)) == (401, "900902")
     garbage = await world.get(LIST, "A", params=PARAMS, headers={"Authorization": "Bearer x.y.z"})
     assert (garbage.status_code, code(garbage)) == (401, "900901")
     assert garbage.headers["www-authenticate"].startswith("Bearer")
@@ -90,6 +92,18 @@ async def test_token_absent_malformed_or_in_the_query(world: World) -> None:
         },
     )
     assert (in_query.status_code, code(in_query)) == (401, "900902")
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Bearer", "Bearer ", "Bearer a b", "Token abc", "Basic eDp5", "abc"]
+)
+async def test_an_authorization_that_is_not_bearer_token_is_no_bearer_token(
+    world: World, authorization: str
+) -> None:
+    """CONTRACT.md: anything but ``Bearer <token>`` is "no bearer token", 401 900902."""
+    response = await world.get(LIST, "A", params=PARAMS, headers={"Authorization": authorization})
+    assert (response.status_code, code(response)) == (401, "900902")
+    assert response.headers["www-authenticate"].startswith("Bearer")
 
 
 async def test_scheme_is_case_insensitive(world: World) -> None:
@@ -144,7 +158,9 @@ async def test_suspended_habilitation(world: World) -> None:
 async def test_correlation_id_checked_after_identity(world: World) -> None:
     bad = await world.get(LIST, "A", params=PARAMS, headers={"X-Correlation-ID": "not-a-uuid"})
     assert (bad.status_code, code(bad)) == (400, "910000")
-    assert "x-correlation-id" not in bad.headers
+    fresh = bad.headers["x-correlation-id"]  # R-GW-6: a fresh UUID, not the invalid one
+    assert str(uuid.UUID(fresh)) == fresh
+    assert bad.json()["correlationId"] == fresh
     both = await world.get(
         LIST, "A", params=PARAMS, headers={"X-Correlation-ID": "nope", "ID_Teleservice": "TS-X"}
     )
@@ -289,3 +305,80 @@ async def test_correlation_id_is_the_canonical_uuid_form(world: World, value: st
 async def test_week_dates_are_not_dates(world: World) -> None:
     response = await world.get(LIST, "A", params={**PARAMS, "dateDebut": "2023-W01-1"})
     assert code(response) == "920400"
+
+
+def _stamped(response: httpx.Response, sent: str | None = None) -> None:
+    """CONTRACT.md: X-Correlation-ID (the one sent if valid, else a fresh UUID), Date and
+    the RateLimit-* fields on every answer under the prefix, exactly once each."""
+    headers = response.headers
+    for name in ("x-correlation-id", "date", *RATELIMIT):
+        assert len(headers.get_list(name)) == 1, (name, response.status_code)
+    echoed = headers["x-correlation-id"]
+    assert echoed == (sent or str(uuid.UUID(echoed)))
+    assert email.utils.parsedate_to_datetime(headers["date"]).tzinfo is not None
+    assert all(headers[name].isdigit() for name in RATELIMIT)
+
+
+RATELIMIT = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
+SENT = "5d0e0f6e-4f6b-4a39-9b0c-6d6a3f4f2b11"
+
+
+async def test_every_answer_under_the_prefix_carries_the_contract_headers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R-GW-6, R-Q-1: refusals at every step, before the quota check included, the open
+    health route, an unknown path, a method not served, an integrity stop."""
+    consumer = world.consumers["A"]
+    cases = {
+        "allowed": ({}, 200),
+        "no certificate": ({"X-SSL-Client-Cert": ""}, 401),
+        "outside the allowlist": (cert_header(consumer.certificate, "10.1.1.1"), 403),
+        "unknown ID_Teleservice": ({"ID_Teleservice": "TS-X"}, 403),
+        "not a bearer token": ({"Authorization": "Basic eDp5"}, 401),
+        "bad correlation id": ({"X-Correlation-ID": "not-a-uuid"}, 400),
+    }
+    for label, (headers, status) in cases.items():
+        sent = {"X-Correlation-ID": SENT, **headers}
+        response = await world.get(LIST, "A", params=PARAMS, headers=sent)
+        assert response.status_code == status, label
+        _stamped(response, None if label == "bad correlation id" else SENT)
+    health = await world.http.get("/ensudocuments/v1/etatSante")
+    _stamped(health)
+    unknown = await world.get(
+        "/ensudocuments/v1/nulle-part", "A", headers={"X-Correlation-ID": SENT}
+    )
+    assert (unknown.status_code, code(unknown)) == (404, "920404")
+    _stamped(unknown, SENT)
+    monkeypatch.setattr(world.app.state.journal.monitor, "stopped", True)
+    stopped = await world.get(LIST, "A", params=PARAMS)
+    assert (stopped.status_code, code(stopped)) == (503, "930002")
+    _stamped(stopped)
+
+
+async def test_unknown_paths_and_methods_answer_problem_documents(world: World) -> None:
+    """RFC 9457 under the prefix: an unknown path is 404 920404, a method the path does
+    not serve 405 920405 with ``Allow``, both with the contract's members."""
+    unknown = await world.get("/ensudocuments/v1/documents/IDENSUA/x/y/z", "A")
+    assert (unknown.status_code, code(unknown)) == (404, "920404")
+    consumer = world.consumers["A"]
+    post = await world.http.post(
+        LIST,
+        headers={
+            **cert_header(consumer.certificate),
+            "Authorization": f"Bearer {await world.token('A')}",
+            "ID_Teleservice": consumer.id_teleservice,
+            "X-Correlation-ID": SENT,
+        },
+    )
+    assert (post.status_code, code(post)) == (405, "920405")
+    assert post.headers["allow"] == "GET"
+    body = post.json()
+    assert set(body) >= {"type", "title", "status", "detail", "code", "correlationId"}
+    assert body["correlationId"] == SENT
+    health = await world.http.delete("/ensudocuments/v1/etatSante")
+    assert (health.status_code, code(health)) == (405, "920405")
+    _stamped(health)
+    elsewhere = await world.http.get("/nulle-part")  # outside the prefix: FastAPI's own
+    assert elsewhere.status_code == 404
+    assert elsewhere.headers["content-type"] == "application/json"
+    assert "date" in elsewhere.headers

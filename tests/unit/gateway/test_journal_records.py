@@ -127,3 +127,67 @@ async def test_a_database_failure_while_serving_is_503_930004_and_journaled(
     last = (await _calls(world.app.state.journal))[-1]
     assert (last["status"], last["error_code"]) == (503, "930004")
     assert last["route"].endswith("/contenu")
+
+
+async def test_the_case_reference_is_in_the_calls_record(world: World) -> None:
+    """CONTRACT.md: ``referenceDemande`` is journaled, on an answered call and on one
+    refused after it was read (here outside the perimeter); a malformed one is not."""
+    journal: Journal = world.app.state.journal
+    listed = await world.get(
+        f"{PREFIX}/documents", "A", params={"siren": SIREN, "referenceDemande": "DOSSIER-2024-0042"}
+    )
+    outside = await world.get(
+        f"{PREFIX}/documents",
+        "B",
+        params={"siren": SIREN, "referenceDemande": "DOSSIER 7", "dateDebut": "2001-01-01"},
+    )
+    malformed = await world.get(
+        f"{PREFIX}/documents", "A", params={"siren": SIREN, "referenceDemande": "<script>"}
+    )
+    assert [r.status_code for r in (listed, outside, malformed)] == [200, 403, 400]
+    calls = await _calls(journal)
+    assert [call.get("reference_demande") for call in calls] == [
+        "DOSSIER-2024-0042",
+        "DOSSIER 7",
+        None,
+    ]
+
+
+async def test_a_refusal_during_an_integrity_stop_is_journaled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R-TR-1, R-TR-2: the stop serves no data, but the refusal itself (503 930002) is
+    journaled, the writer being able to take it."""
+    journal: Journal = world.app.state.journal
+    await world.token("A")
+    monkeypatch.setattr(journal.monitor, "stopped", True)
+    response = await world.get(f"{PREFIX}/codesDocuments", "A")
+    assert (response.status_code, response.json()["code"]) == (503, "930002")
+    await journal.writer.checkpoint()  # the queued record is committed by then
+    last = (await _calls(journal))[-1]
+    assert (last["status"], last["error_code"], last["reason"]) == (
+        503,
+        "930002",
+        "journal_integrity_stop",
+    )
+    assert last["correlation_id"] == response.headers["x-correlation-id"]
+    assert journal.unjournaled == 0
+
+
+async def test_a_refusal_the_journal_cannot_take_is_counted_and_logged(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The journal store down: the refusal cannot be journaled; it is counted and the
+    log says so (a line a second at most), with its correlation id, never a token."""
+    journal: Journal = world.app.state.journal
+    token = await world.token("A")
+    monkeypatch.setattr(type(journal.writer), "available", property(lambda _: False))
+    with caplog.at_level("WARNING", logger="ensu.audit"):
+        first = await world.get(f"{PREFIX}/codesDocuments", "A")
+        second = await world.get(f"{PREFIX}/codesDocuments", "A")
+    assert [r.status_code for r in (first, second)] == [503, 503]
+    assert journal.unjournaled == 2
+    lines = [r.getMessage() for r in caplog.records if "not journaled" in r.getMessage()]
+    assert len(lines) == 1
+    assert first.headers["x-correlation-id"] in lines[0]
+    assert token not in caplog.text

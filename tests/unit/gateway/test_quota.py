@@ -121,12 +121,18 @@ class MemoryCounter:
         self.counts[key, window_of(now)] += 1
         return decide(count=self.counts[key, window_of(now)], limit=limit, now=now)
 
+    async def peek(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        return decide(count=self.counts[key, window_of(now)], limit=limit, now=now)
+
     async def aclose(self) -> None:
         self.counts.clear()
 
 
 class BrokenCounter:
     async def hit(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        raise CounterStoreError("store down")
+
+    async def peek(self, *, key: str, limit: int, now: float) -> QuotaDecision:
         raise CounterStoreError("store down")
 
     async def aclose(self) -> None:
@@ -137,6 +143,9 @@ class HangingCounter:
     async def hit(self, *, key: str, limit: int, now: float) -> QuotaDecision:
         await anyio.Event().wait()  # never set: a store that does not answer
         raise AssertionError("unreachable")
+
+    async def peek(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        return await self.hit(key=key, limit=limit, now=now)
 
     async def aclose(self) -> None:
         return None

@@ -86,6 +86,20 @@ async def test_ranks_remaining_and_refusal(counter: QuotaCounter) -> None:
     assert {d.reset_seconds for d in decisions} == {40}
 
 
+async def test_peek_reads_without_counting(counter: QuotaCounter) -> None:
+    """A refusal before the quota check reads its téléservice's window (the RateLimit-*
+    fields) without counting a hit: an unseen key has the full quota, peeks change
+    nothing, and the next hit has the rank it would have had."""
+    name, at = key(), START + 20.4
+    fresh = await counter.peek(key=name, limit=3, now=at)
+    assert (fresh.remaining, fresh.reset_seconds) == (3, 40)
+    await counter.hit(key=name, limit=3, now=at)
+    peeks = [await counter.peek(key=name, limit=3, now=at) for _ in range(3)]
+    assert [p.remaining for p in peeks] == [2, 2, 2]
+    assert (await counter.hit(key=name, limit=3, now=at)).remaining == 1
+    assert (await counter.peek(key=name, limit=3, now=at + WINDOW_SECONDS)).remaining == 3
+
+
 async def test_window_edge(counter: QuotaCounter) -> None:
     """59.999 s counts in the window; 60.000 s starts a new one with the full quota."""
     name = key()

@@ -57,7 +57,7 @@ async def test_the_genuine_token_passes(world: World) -> None:
         ({"thumbprint": make_certificate("foreign").thumbprint}, (401, "900901")),
         ({"audience": "https://elsewhere.example/ensudocuments/v1"}, (401, "900901")),
         ({"issuer": "https://elsewhere.example"}, (401, "900901")),
-        ({"environment": Environment.PRODUCTION}, (401, "900901")),
+        ({"environment": Environment.PRODUCTION}, (403, "910004")),  # CONTRACT.md's table
         ({"now": time.time() - 4000}, (401, "900901")),
         ({"client_id": "client-b", "id_teleservice": "TS-B"}, (403, "910003")),
     ],

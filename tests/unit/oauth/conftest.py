@@ -34,7 +34,10 @@ class Api:
         certificate: ThrowawayCertificate | None,
         auth: tuple[str | bytes, str | bytes] | None = None,
     ) -> httpx.Response:
-        headers = {"X-SSL-Client-Cert": quote(certificate.pem)} if certificate else {}
+        # What nginx forwards: the verified certificate, if any, and the peer's address.
+        headers = {"X-Forwarded-For": PEER[0]}
+        if certificate is not None:
+            headers["X-SSL-Client-Cert"] = quote(certificate.pem)
         return await self.http.post(
             path, data=data, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT
         )

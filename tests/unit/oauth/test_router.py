@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod
 from ensu.oauth import keys, service, tokens
 from ensu.oauth.throttle import Throttle
-from tests.support.certs import ThrowawayCertificate, create_client, make_certificate
+from tests.support.certs import SIRET, ThrowawayCertificate, create_client, make_certificate
 from tests.unit.oauth.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -488,3 +489,72 @@ async def test_key_made_on_first_token_is_published(
         now=dt.datetime.now(dt.UTC).timestamp(),
     )
     assert claims.client_id == "client-1"
+
+
+# -- the allowlist and the methods not supported, at the token endpoint ----------------
+
+
+async def test_the_token_endpoint_checks_the_ip_allowlist(api: Api) -> None:
+    """R-GW-2 as on the data routes: a client allowed only from 10.0.0.0/8 gets no token
+    from 127.0.0.1 (invalid_client, journaled with its reason), and one from 10.1.2.3
+    (the address the trusted proxy forwards)."""
+    certificate = make_certificate("client-ten")
+    async with api.sessionmaker() as session, session.begin():
+        await consumers.ensure_organisation(session=session, siret=SIRET, name="Org", actor="t")
+        await consumers.create_teleservice(
+            session=session,
+            organisation_siret=SIRET,
+            name="Téléservice du réseau 10",
+            environment=Environment.SANDBOX,
+            certificates=[certificate.ref],
+            families=["declaratives"],
+            period_start=dt.date(2020, 1, 1),
+            period_end=dt.date(2030, 12, 31),
+            networks=["10.0.0.0/8"],
+            valid_from=dt.date(2020, 1, 1),
+            client_id="client-ten",
+            actor="t",
+        )
+    data = {"grant_type": "client_credentials", "client_id": "client-ten"}
+    pem = {"X-SSL-Client-Cert": quote(certificate.pem), "X-Forwarded-For": "127.0.0.1"}
+    refused = await api.http.post("/token", data=data, headers=pem)
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
+    forwarded = {**pem, "X-Forwarded-For": "10.1.2.3"}
+    inside = await api.http.post("/token", data=data, headers=forwarded)
+    assert inside.status_code == 200, inside.text
+    failures = await _events(api, EventTag.OAUTH_CLIENT_AUTHENTICATION_FAILED)
+    assert [(e.details["reason"], e.details["ip"]) for e in failures] == [
+        ("ip_outside_allowlist", "127.0.0.1")
+    ]
+    # Introspection and revocation authenticate their clients the same way.
+    token = {"token": inside.json()["access_token"], "client_id": "client-ten"}
+    for path in ("/introspect", "/revoke"):
+        outside = await api.http.post(path, data=token, headers=pem)
+        assert (outside.status_code, outside.json()["error"]) == (401, "invalid_client")
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (
+            {
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": "eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
+            },
+            "client_assertion_unsupported",
+        ),
+        ({"client_secret": "anything"}, "client_secret_post_unsupported"),
+    ],
+    ids=["client_assertion", "client_secret_post"],
+)
+async def test_an_unsupported_client_authentication_is_refused_not_ignored(
+    api: Api, cert_one: ThrowawayCertificate, extra: dict[str, str], reason: str
+) -> None:
+    """RFC 6749 §5.2: an authentication method the server does not support (RFC 7523's
+    client assertion, client_secret_post) is invalid_client, even beside a certificate
+    that would authenticate the client on its own."""
+    response = await api.token("client-1", cert_one, **extra)
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+    failures = await _events(api, EventTag.OAUTH_CLIENT_AUTHENTICATION_FAILED)
+    assert [e.details["reason"] for e in failures] == [reason]
+    assert all(extra[name] not in str(e.details) for e in failures for name in extra)

@@ -60,7 +60,7 @@ async def test_missing_client_id_is_invalid_request(
     async with sessionmaker() as session:
         with pytest.raises(InvalidRequest):
             await service.authenticate_client(
-                session=session, client_id=None, certificate=None, authorization=None
+                session=session, form={}, certificate=None, authorization=None, peer="127.0.0.1"
             )
 
 
@@ -81,9 +81,10 @@ async def test_unknown_client_with_basic_still_pays_for_scrypt(
         with pytest.raises(InvalidClient):
             await service.authenticate_client(
                 session=session,
-                client_id="nobody",
+                form={"client_id": "nobody"},
                 certificate=certificate,
                 authorization=_basic("nobody", "secret"),
+                peer="127.0.0.1",
             )
     assert checked == [None]
 

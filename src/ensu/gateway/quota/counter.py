@@ -83,6 +83,11 @@ class QuotaCounter(Protocol):
         """Count one hit for ``key`` in the window of ``now``; raise CounterStoreError."""
         ...
 
+    async def peek(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        """The window's state for ``key`` *without* counting a hit (the ``RateLimit-*``
+        fields of a call refused before the quota check); raise CounterStoreError."""
+        ...
+
     async def aclose(self) -> None:
         """Release the connections (the app's shutdown)."""
         ...
@@ -163,9 +168,26 @@ class QuotaCheck:
             raise QuotaExceeded(decision.reset_seconds)
 
 
+async def peek(
+    counter: QuotaCounter,
+    *,
+    key: str,
+    limit: int,
+    now: float,
+    bound: float = COUNTER_TIMEOUT_SECONDS,
+) -> QuotaDecision | None:
+    """``counter.peek`` bounded by ``bound`` seconds; None when the store fails or is
+    late (the fields then say nothing was counted: :mod:`ensu.gateway.stamps`)."""
+    try:
+        async with asyncio.timeout(bound):
+            return await counter.peek(key=key, limit=limit, now=now)
+    except (TimeoutError, CounterStoreError):
+        return None
+
+
 def ratelimit_headers(decision: QuotaDecision) -> list[tuple[bytes, bytes]]:
     """The contract's ``RateLimit-Limit``, ``-Remaining``, ``-Reset`` (seconds), as ASGI
-    header pairs, for every response that went through the quota check, 429s included."""
+    header pairs: the call's decision (429s included) or a peek of the counter."""
     return [
         (b"ratelimit-limit", str(decision.limit).encode()),
         (b"ratelimit-remaining", str(decision.remaining).encode()),

@@ -25,6 +25,8 @@ once instead of waiting for a cancel request to cross the failing link.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import anyio
 import psycopg
 
@@ -43,6 +45,7 @@ HIT = (
     " RETURNING count"
 )
 PURGE = "DELETE FROM quota_counters WHERE minute < %s"
+PEEK = "SELECT count FROM quota_counters WHERE key = %s AND minute = %s"
 #: How the counters' connections show in ``pg_stat_activity``.
 APPLICATION_NAME = "ensu-quota"
 
@@ -99,12 +102,30 @@ class PostgresCounter:
             await connection.execute(PURGE, (keep_from,))
         return row[0]
 
+    async def _peek(
+        self, connection: psycopg.AsyncConnection[tuple[int]], key: str, window: int
+    ) -> int:
+        cursor = await connection.execute(PEEK, (key, window))
+        row = await cursor.fetchone()
+        return 0 if row is None else row[0]
+
     async def hit(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        return decide(count=await self._run(self._count, key, now), limit=limit, now=now)
+
+    async def peek(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        return decide(count=await self._run(self._peek, key, now), limit=limit, now=now)
+
+    async def _run(
+        self,
+        statement: Callable[[psycopg.AsyncConnection[tuple[int]], str, int], Awaitable[int]],
+        key: str,
+        now: float,
+    ) -> int:
         async with self._slots:
             connection = self._idle.pop() if self._idle else None
             try:
                 connection = connection or await self._connect()
-                count = await self._count(connection, key, window_of(now))
+                count = await statement(connection, key, window_of(now))
             except BaseException as exc:
                 if connection is not None:
                     with anyio.CancelScope(shield=True):
@@ -113,7 +134,7 @@ class PostgresCounter:
                     raise CounterStoreError(f"quota store postgresql: {exc}") from exc
                 raise
             self._idle.append(connection)
-        return decide(count=count, limit=limit, now=now)
+        return count
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []

@@ -84,5 +84,12 @@ class RedisCounter:
             raise CounterStoreError(f"quota store redis: {exc}") from exc
         return decide(count=int(count), limit=limit, now=now)
 
+    async def peek(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        try:
+            count = await self.client.get(f"{self.prefix}{key}:{window_of(now)}")
+        except (RedisError, OSError) as exc:
+            raise CounterStoreError(f"quota store redis: {exc}") from exc
+        return decide(count=int(count or 0), limit=limit, now=now)
+
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -53,6 +53,7 @@ HIT = (
     " RETURNING count"
 )
 PURGE = "DELETE FROM quota_counters WHERE minute < ?"
+PEEK = "SELECT count FROM quota_counters WHERE key = ? AND minute = ?"
 
 
 class SQLiteCounter:
@@ -132,6 +133,16 @@ class SQLiteCounter:
         except (sqlite3.Error, OSError) as exc:
             raise CounterStoreError(f"quota store {self.path}: {exc}") from exc
         return decide(count=count, limit=limit, now=now)
+
+    async def peek(self, *, key: str, limit: int, now: float) -> QuotaDecision:
+        """A read in the loop's thread: in WAL mode a reader never waits for a writer."""
+        try:
+            if self._inline is None:
+                self._inline = self._open(busy_timeout_ms=0)
+            found = self._inline.execute(PEEK, (key, window_of(now))).fetchall()
+        except (sqlite3.Error, OSError) as exc:
+            raise CounterStoreError(f"quota store {self.path}: {exc}") from exc
+        return decide(count=int(found[0][0]) if found else 0, limit=limit, now=now)
 
     def _purge(self, window: int) -> None:
         if self._connection is None:

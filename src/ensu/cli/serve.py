@@ -12,6 +12,7 @@ then serves plain HTTP on the loopback only, for that proxy.
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 from typing import Any
 
@@ -20,9 +21,10 @@ import uvicorn
 
 from ensu.config import Settings, TLSMode, get_settings
 from ensu.edge import uvicorn_tls
+from ensu.operations.probe import target_url as probe_url
 from ensu.pki.service import PkiLayout
 
-APP_FACTORY = "ensu.app:create_app"
+APP_FACTORY = "ensu.app:create_served_app"
 TLS_PROTOCOL = "ensu.edge.uvicorn_tls:HttpToolsTLSProtocol"
 #: Where the app listens for the proxy in ``proxy`` mode (the proxy owns listen_port).
 PROXY_UPSTREAM_HOST = "127.0.0.1"
@@ -109,6 +111,10 @@ def serve(
         typer.secho(f"Error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from error
     typer.echo(_banner(settings=settings, options=options))
+    if port is not None and settings.tls_mode is TLSMode.DIRECT and not settings.probe_url:
+        # The probe calls the port actually served (the workers read the environment).
+        os.environ["ENSU_PROBE_URL"] = probe_url(settings.model_copy(update={"listen_port": port}))
+        get_settings.cache_clear()
     uvicorn.run(APP_FACTORY, factory=True, **options)
 
 

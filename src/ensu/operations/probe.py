@@ -24,6 +24,7 @@ The probe makes about 12 calls a minute (at the default 5 s), under the sandbox 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit.stopper import Stopper
@@ -95,14 +97,20 @@ async def identity(
     layout = pki.PkiLayout(settings.pki_dir_path)
     cert = layout.client_cert(SANDBOX_NAME)
     if not cert.is_file():
-        pki.issue_client(
-            directory=settings.pki_dir_path,
-            name=SANDBOX_NAME,
-            organisation="Sonde de disponibilité ENSU",
-        )
+        # Another worker may issue it at the same moment: then its pair is used.
+        with contextlib.suppress(pki.PkiError):
+            pki.issue_client(
+                directory=settings.pki_dir_path,
+                name=SANDBOX_NAME,
+                organisation="Sonde de disponibilité ENSU",
+            )
     ref = CertificateRef.from_pem(cert.read_bytes())
-    async with sessionmaker() as session, session.begin():
-        await _ensure_teleservice(session, ref)
+    try:
+        async with sessionmaker() as session, session.begin():
+            await _ensure_teleservice(session, ref)
+    except IntegrityError:  # another instance made it meanwhile: read it again
+        async with sessionmaker() as session, session.begin():
+            await _ensure_teleservice(session, ref)
     return Identity(
         SANDBOX_CLIENT_ID,
         SANDBOX_ID_TELESERVICE,

@@ -130,7 +130,9 @@ async def test_the_report_reads_the_minutes_and_windows_of_the_database(
     assert found.coverage.ratio == pytest.approx(1548 / 1560)
     document = found.as_dict()
     assert document["target"] == 0.9716
-    assert [day["day"] for day in document["days"]] == ["2026-12-01", "2026-12-02"]  # type: ignore[index]
+    days = document["days"]
+    assert isinstance(days, list)
+    assert [day["day"] for day in days] == ["2026-12-01", "2026-12-02"]
 
 
 @pytest.mark.anyio

@@ -124,10 +124,15 @@ def _banner(*, settings: Settings, options: dict[str, Any]) -> str:
     if settings.tls_mode is TLSMode.PROXY:
         return f"Serving plain HTTP for the TLS proxy on http://{authority}"
     pki = settings.pki_dir_path
+    operators = ""
+    if settings.metrics_port:
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
+        operators = f"\nOperators (metrics, health, availability): http://{where}/metrics, /healthz"
     # The server certificate names the loopback only: an example must use it.
     example = authority if _is_loopback(host) else f"127.0.0.1:{options['port']}"
     return (
         f"Serving https://{authority} with mutual TLS (CA {pki / 'ca.pem'}). Try:\n"
         f"  curl --cacert {pki / 'ca.pem'} --cert {pki / 'consumer-a.pem'}"
         f" --key {pki / 'consumer-a.key'} https://{example}/ensudocuments/v1/etatSante"
+        f"{operators}"
     )

@@ -41,7 +41,7 @@ from html import escape
 from sqlalchemy import Executable, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ensu.audit.stopper import Stopper
+from ensu.background import StopSignal
 from ensu.operations import maintenance
 from ensu.operations.maintenance import PARIS, Planned
 from ensu.operations.models import AvailabilityMinute
@@ -81,7 +81,7 @@ class Outcomes:
         self.pending: dict[int, list[int]] = {}
         self.totals: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
-        self._stopper = Stopper()
+        self._stopper = StopSignal()
 
     def _bucket(self, at: float) -> list[int]:
         minute = int(at // 60)

@@ -39,8 +39,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import service as audit
-from ensu.audit.stopper import Stopper
 from ensu.audit.tags import EventTag
+from ensu.background import StopSignal
 from ensu.operations.models import MaintenanceWindow
 
 logger = logging.getLogger("ensu.operations")
@@ -286,7 +286,7 @@ class MaintenanceWatch:
         #: When the windows were last read (Unix seconds), for the metrics' cache age.
         self.fresh_at = -math.inf
         self._task: asyncio.Task[None] | None = None
-        self._stopper = Stopper()
+        self._stopper = StopSignal()
 
     async def start(self) -> None:
         try:

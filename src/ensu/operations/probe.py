@@ -39,7 +39,7 @@ import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ensu.audit.stopper import Stopper
+from ensu.background import StopSignal
 from ensu.config import Environment, Settings, TLSMode
 from ensu.consumers import service as consumers
 from ensu.consumers.schemas import CertificateRef
@@ -192,7 +192,7 @@ class Probe:
         self._token: tuple[str, float] | None = None
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
-        self._stopper = Stopper()
+        self._stopper = StopSignal()
 
     def _context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.who.ca)

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from ensu.cli import app as cli
-from ensu.config import Settings, get_settings
 from ensu.operations.maintenance import PARIS
-
-Invoke = Callable[..., Result]
-
-
-@pytest.fixture
-def run(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
-    monkeypatch.setenv("ENSU_VAR_DIR", str(sqlite_settings.var_dir))
-    get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, list(args), env={"COLUMNS": "200"})
-
-    yield invoke
-    get_settings.cache_clear()
+from tests.support.cli import Invoke
 
 
 def night(days: int) -> tuple[str, str]:

@@ -46,14 +46,17 @@ from ensu.errors import (
 from ensu.gateway.caller import CORRELATION_KEY, trace_of
 from ensu.gateway.layer import API_PREFIX, Gateway, StoreAuthority
 from ensu.oauth.router import router as oauth_router
+from ensu.operations import service as operations
 from ensu.operations.router import router as operations_router
 
 logger = logging.getLogger("ensu.app")
 SWITCH_INTERVAL_SECONDS = 0.0005
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The ASGI application for ``settings`` (default: read from the environment)."""
+def create_app(settings: Settings | None = None, *, served: bool = False) -> FastAPI:
+    """The ASGI application for ``settings`` (default: read from the environment);
+    ``served``: as ``ensu serve`` runs it, with the availability probe and the operators'
+    listener (metrics, health) beside the API (:func:`ensu.operations.service.start`)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -76,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.authority = StoreAuthority(settings=settings, sessionmaker=sessionmaker)
         await app.state.authority.start()
         app.state.journal = await Journal.open(settings=settings, sessionmaker=sessionmaker)
+        runtime = await operations.start(
+            state=app.state, settings=settings, sessionmaker=sessionmaker, served=served
+        )
         # Everything loaded so far (modules, mappers, schemas) lives as long as the
         # process: out of the collector's sight, a full collection no longer scans it
         # (each one paused the loop about 120 ms, the p99 of the bench's bench).
@@ -83,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await runtime.close()
             await app.state.journal.close()
             await app.state.authority.close()
             app.state.document_reader.close()
@@ -116,6 +123,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_exception_handler(failure, _store_unavailable)
     app.add_exception_handler(Exception, _internal)
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The app of ``ensu serve`` (its uvicorn factory): :func:`create_app` served."""
+    return create_app(served=True)
 
 
 def _correlation_id(request: Request) -> str | None:

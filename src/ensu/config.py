@@ -100,6 +100,22 @@ class Settings(BaseSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     mail_sender: str = "ensu-documents@localhost"
+    #: The operators' listener (Prometheus metrics, /healthz, the availability figures),
+    #: never the consumers' mutual-TLS one; started by ``ensu serve``; port 0: none.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    #: The availability probe (R-SQ-2): a real mutual-TLS call through the whole chain
+    #: every ``probe_interval_seconds``, run by ``ensu serve``. In the sandbox it makes its
+    #: own téléservice and certificate (dev PKI); in production it needs the four
+    #: ``probe_*`` identity settings below, and does not run without them.
+    probe_enabled: bool = True
+    probe_interval_seconds: float = Field(default=5.0, ge=0.2, le=300)
+    #: Where the probe calls; default: the API's own listener (the edge in proxy mode).
+    probe_url: str | None = None
+    probe_client_id: str | None = None
+    probe_id_teleservice: str | None = None
+    probe_cert: Path | None = None
+    probe_key: Path | None = None
 
     @model_validator(mode="before")
     @classmethod

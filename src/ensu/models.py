@@ -5,5 +5,13 @@ from ensu.consumers import models as consumers_models
 from ensu.documents import models as documents_models
 from ensu.gateway.quota import models as quota_models
 from ensu.oauth import models as oauth_models
+from ensu.operations import models as operations_models
 
-__all__ = ["audit_models", "consumers_models", "documents_models", "oauth_models", "quota_models"]
+__all__ = [
+    "audit_models",
+    "consumers_models",
+    "documents_models",
+    "oauth_models",
+    "operations_models",
+    "quota_models",
+]

@@ -26,3 +26,5 @@ class EventTag(enum.StrEnum):
     AUDIT_JOURNAL_RESUMED = "audit:journal:resumed"
     AUDIT_JOURNAL_EXPORTED = "audit:journal:exported"
     AUDIT_JOURNAL_PURGED = "audit:journal:purged"
+    OPERATIONS_MAINTENANCE_PLANNED = "operations:maintenance:planned"
+    OPERATIONS_MAINTENANCE_CANCELLED = "operations:maintenance:cancelled"

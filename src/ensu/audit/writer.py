@@ -203,6 +203,11 @@ class JournalWriter:
         return self._task is not None and not self._closing and self._failure is None
 
     @property
+    def queue_depth(self) -> int:
+        """Items waiting for the writer (appends and checkpoint requests), for metrics."""
+        return self._queue.qsize()
+
+    @property
     def size(self) -> int:
         """The number of leaves this writer knows to be committed."""
         return self._compact.end

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from ensu.cli import consumers, db, documents, edge, journal, keys, pki, sandbox, serve
+from ensu.cli import (
+    availability,
+    consumers,
+    db,
+    documents,
+    edge,
+    journal,
+    keys,
+    maintenance,
+    pki,
+    sandbox,
+    serve,
+)
 
 app = typer.Typer(
     name="ensu",
@@ -20,6 +32,8 @@ app.add_typer(consumers.app, name="consumers")
 app.add_typer(keys.app, name="keys")
 app.add_typer(journal.app, name="journal")
 app.add_typer(edge.app, name="edge")
+app.add_typer(maintenance.app, name="maintenance")
+app.add_typer(availability.app, name="availability")
 app.command("serve")(serve.serve)
 
 

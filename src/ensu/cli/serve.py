@@ -12,6 +12,7 @@ then serves plain HTTP on the loopback only, for that proxy.
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 from typing import Any
 
@@ -20,9 +21,10 @@ import uvicorn
 
 from ensu.config import Settings, TLSMode, get_settings
 from ensu.edge import uvicorn_tls
+from ensu.operations.probe import target_url as probe_url
 from ensu.pki.service import PkiLayout
 
-APP_FACTORY = "ensu.app:create_app"
+APP_FACTORY = "ensu.app:create_served_app"
 TLS_PROTOCOL = "ensu.edge.uvicorn_tls:HttpToolsTLSProtocol"
 #: Where the app listens for the proxy in ``proxy`` mode (the proxy owns listen_port).
 PROXY_UPSTREAM_HOST = "127.0.0.1"
@@ -110,6 +112,10 @@ def serve(
         typer.secho(f"Error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from error
     typer.echo(_banner(settings=settings, options=options))
+    if port is not None and settings.tls_mode is TLSMode.DIRECT and not settings.probe_url:
+        # The probe calls the port actually served (the workers read the environment).
+        os.environ["ENSU_PROBE_URL"] = probe_url(settings.model_copy(update={"listen_port": port}))
+        get_settings.cache_clear()
     uvicorn.run(APP_FACTORY, factory=True, **options)
 
 
@@ -119,10 +125,15 @@ def _banner(*, settings: Settings, options: dict[str, Any]) -> str:
     if settings.tls_mode is TLSMode.PROXY:
         return f"Serving plain HTTP for the TLS proxy on http://{authority}"
     pki = settings.pki_dir_path
+    operators = ""
+    if settings.metrics_port:
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
+        operators = f"\nOperators (metrics, health, availability): http://{where}/metrics, /healthz"
     # The server certificate names the loopback only: an example must use it.
     example = authority if _is_loopback(host) else f"127.0.0.1:{options['port']}"
     return (
         f"Serving https://{authority} with mutual TLS (CA {pki / 'ca.pem'}). Try:\n"
         f"  curl --cacert {pki / 'ca.pem'} --cert {pki / 'consumer-a.pem'}"
         f" --key {pki / 'consumer-a.key'} https://{example}/ensudocuments/v1/etatSante"
+        f"{operators}"
     )

@@ -39,6 +39,7 @@ from ensu.errors import (
     EnsuError,
     InternalError,
     JournalUnavailable,
+    Maintenance,
     Overloaded,
     StoreUnavailable,
 )
@@ -53,6 +54,9 @@ from ensu.gateway.revocations import RevocationWatch
 from ensu.gateway.stamps import CORRELATION_ID, Stamps, has_ratelimit
 from ensu.oauth import tokens
 from ensu.oauth.keys import KeyRing
+from ensu.operations import metrics
+from ensu.operations import service as operations
+from ensu.operations.maintenance import MaintenanceWatch
 
 logger = logging.getLogger("ensu.gateway")
 
@@ -212,6 +216,13 @@ class Gateway:
         try:
             journal.ensure_serving()
         except EnsuError as error:  # integrity stop or store down: nothing is served
+            operations.observe_call(
+                state=state,
+                path=scope["path"],
+                status=error.status,
+                code=error.code,
+                at=attempt.now,
+            )
             await self._unserved(journal, attempt, error, send)
             return
         if self.in_flight >= settings.max_in_flight:
@@ -220,6 +231,7 @@ class Gateway:
         self.in_flight += 1
         try:
             try:
+                _refuse_in_maintenance(state.maintenance, attempt.now)
                 for check in CHAIN:
                     await check(attempt)
             except EnsuError as error:
@@ -291,6 +303,14 @@ class Gateway:
         await send_problem(send, error, attempt.correlation_id)
 
 
+def _refuse_in_maintenance(watch: MaintenanceWatch, now: float) -> None:
+    """R-SQ-1: during a planned window, 503 930001 with ``Retry-After`` (the seconds to
+    its end), before any check; decided on the windows in memory, no I/O."""
+    window = watch.current(now)
+    if window is not None:
+        raise Maintenance(window.retry_after(now))
+
+
 async def _serve(handler: Handler, call: Call, send: Send) -> None:
     """Run a direct route's handler; its errors answered as the app's handlers would."""
     name = getattr(handler, "__name__", handler)
@@ -317,6 +337,13 @@ def _record(attempt: Attempt, trace: Trace, status: int) -> CallRecord:
     """The journal record of ``attempt`` (R-TR-1): what the chain established, never a
     token or a secret."""
     view, scope = attempt.teleservice, attempt.scope
+    operations.observe_call(
+        state=scope["app"].state,
+        path=scope["path"],
+        status=status,
+        code=trace.error_code,
+        at=attempt.now,
+    )
     return CallRecord.from_request(
         at=dt.datetime.fromtimestamp(attempt.now, dt.UTC),
         consumer=view.organisation_siret if view else None,
@@ -380,7 +407,8 @@ async def _refuse(
     """Journal the refusal, then answer it (or 503 930002 if it cannot be journaled)."""
     trace = Trace(reason=error.reason[:64], error_code=error.code)
     try:
-        await journal.append(_record(attempt, trace, error.status))
+        with metrics.JOURNAL_WAIT.time():
+            await journal.append(_record(attempt, trace, error.status))
     except JournalUnavailable as unavailable:
         error = unavailable
     logger.info("refused %s: %s", attempt.scope["path"], error.reason)
@@ -405,7 +433,8 @@ def _journaling(send: Send, journal: Journal, attempt: Attempt, trace: Trace) ->
         if held:
             start = held.pop()
             try:
-                await journal.append(_record(attempt, trace, start["status"]))
+                with metrics.JOURNAL_WAIT.time():
+                    await journal.append(_record(attempt, trace, start["status"]))
             except JournalUnavailable as error:
                 failed = True
                 await send_problem(send, error, attempt.correlation_id)

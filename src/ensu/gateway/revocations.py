@@ -80,6 +80,11 @@ class RevocationWatch:
             await self._task
             self._task = None
 
+    @property
+    def fresh_at(self) -> float:
+        """When the set was last refreshed (Unix seconds; -inf before the first)."""
+        return self._fresh_at
+
     def add(self, jti: str, expires_at: float) -> None:
         """A revocation made in this process: effective at once here."""
         self._revoked[jti] = expires_at

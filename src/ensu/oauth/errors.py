@@ -77,12 +77,14 @@ class SlowDown(OAuthError):
 
 
 class TemporarilyUnavailable(OAuthError):
-    """The database is down or slower than ``ENSU_STORE_TIMEOUT_SECONDS``: retry later."""
+    """The database is down or slower than ``ENSU_STORE_TIMEOUT_SECONDS``, or a planned
+    maintenance window is on (R-SQ-1, ``Retry-After``: the seconds to its end): retry later."""
 
     error, status = "temporarily_unavailable", 503
 
-    def __init__(self, *, reason: str = "store_unavailable") -> None:
+    def __init__(self, *, reason: str = "store_unavailable", retry_after: int = 5) -> None:
         super().__init__("Service momentanément indisponible : réessayez plus tard.", reason=reason)
+        self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": "5"}
+        return {"Retry-After": str(self.retry_after)}

@@ -220,6 +220,11 @@ async def token(request: Request) -> Response:
         certificate: ClientCertificate | None,
         now: dt.datetime,
     ) -> Response:
+        window = request.app.state.maintenance.current(now.timestamp())
+        if window is not None:  # R-SQ-1: no token during a planned window (journaled)
+            raise TemporarilyUnavailable(
+                reason="maintenance", retry_after=window.retry_after(now.timestamp())
+            )
         body = await service.token(
             session=session,
             settings=_settings(request),

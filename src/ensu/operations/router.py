@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -35,7 +37,15 @@ class EtatSante(BaseModel):
     },
 )
 async def etat_sante(request: Request) -> Response:
-    state = await service.current_state(engine=request.app.state.engine)
-    status = 503 if state is service.ServiceState.MAINTENANCE else 200
+    app_state = request.app.state
+    now = time.time()
+    window = app_state.maintenance.current(now)
+    state = await service.current_state(engine=app_state.engine, window=window)
     body = {"statut": state.value, "descriptif": service.DESCRIPTIONS[state]}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    if window is None:
+        return Response(orjson.dumps(body), media_type="application/json")
+    # R-SQ-1: 503 with Retry-After (the seconds to the window's end) during maintenance.
+    headers = {"Retry-After": str(window.retry_after(now))}
+    return Response(
+        orjson.dumps(body), status_code=503, media_type="application/json", headers=headers
+    )

@@ -1,16 +1,36 @@
-"""Service state, as ``etatSante`` reports it (R-SQ-1, R-SQ-2).
+"""The operations feature as the others see it (R-SQ-1, R-SQ-2): a thin facade.
 
-Maintenance windows arrive with the operations issue; today the state is ``ok`` when the
-database answers and ``degrade`` when it does not.
+The logic lives by topic — :mod:`ensu.operations.maintenance` (windows),
+:mod:`ensu.operations.availability` (minutes, report, chart), :mod:`ensu.operations.probe`,
+:mod:`ensu.operations.metrics` and :mod:`ensu.operations.listener` — and this module
+gives the app what it runs and the gateway what it calls:
+
+- :func:`start` / :meth:`Runtime.close` in the app's lifespan: the maintenance watch
+  (``state.maintenance``), the availability outcomes (``state.outcomes``), and, for
+  ``ensu serve``, the probe (``state.probe``) and the operators' listener;
+- :func:`observe_call` from the gateway, once per journaled call;
+- :func:`current_state` for ``etatSante``.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ensu.config import Settings
+from ensu.operations import metrics
+from ensu.operations.availability import Outcomes
+from ensu.operations.listener import Listener
+from ensu.operations.maintenance import MaintenanceWatch, Planned
+from ensu.operations.probe import Probe, ProbeUnconfigured, identity, target_url
+
+logger = logging.getLogger("ensu.operations")
 
 
 class ServiceState(enum.StrEnum):
@@ -26,11 +46,90 @@ DESCRIPTIONS = {
 }
 
 
-async def current_state(*, engine: AsyncEngine) -> ServiceState:
-    """``ok`` when the database answers a trivial query, ``degrade`` otherwise."""
+async def current_state(*, engine: AsyncEngine, window: Planned | None = None) -> ServiceState:
+    """``maintenance`` during a planned ``window``; else ``ok`` when the database answers
+    a trivial query, ``degrade`` otherwise."""
+    if window is not None:
+        return ServiceState.MAINTENANCE
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError):
         return ServiceState.DEGRADE
     return ServiceState.OK
+
+
+def observe_call(*, state: Any, path: str, status: int, code: str | None, at: float) -> None:
+    """One journaled call (the gateway, where it builds the record): the metrics and the
+    availability minutes. No I/O."""
+    metrics.observe_call(path, status, code, at)
+    state.outcomes.observe_call(at, status, code)
+
+
+@dataclass
+class Runtime:
+    watch: MaintenanceWatch
+    outcomes: Outcomes
+    probe: Probe | None = None
+    listener: Listener | None = None
+
+    async def close(self) -> None:
+        """Stop in reverse order; the outcomes flush their last counts."""
+        if self.listener is not None:
+            await self.listener.close()
+        if self.probe is not None:
+            await self.probe.close()
+        await self.outcomes.close()
+        await self.watch.close()
+
+
+async def start(
+    *,
+    state: Any,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    served: bool,
+) -> Runtime:
+    """Start the operations of one app; ``served``: by ``ensu serve`` (then with the
+    probe, if enabled, and the listener, unless ``ENSU_METRICS_PORT=0``)."""
+    watch = MaintenanceWatch(sessionmaker)
+    await watch.start()
+    state.maintenance = watch
+    outcomes = Outcomes(sessionmaker)
+    await outcomes.start()
+    state.outcomes = outcomes
+    runtime = Runtime(watch, outcomes)
+    state.probe = None
+    if not served:
+        return runtime
+    if settings.probe_enabled:
+        runtime.probe = state.probe = await _probe(settings, sessionmaker, watch, outcomes)
+    if settings.metrics_port:
+        runtime.listener = Listener(state, host=settings.metrics_host, port=settings.metrics_port)
+        await runtime.listener.start()
+    return runtime
+
+
+async def _probe(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    watch: MaintenanceWatch,
+    outcomes: Outcomes,
+) -> Probe | None:
+    try:
+        who = await identity(settings=settings, sessionmaker=sessionmaker)
+    except ProbeUnconfigured as exc:
+        logger.error("availability probe not started: %s", exc)
+        return None
+    except Exception as exc:  # no PKI, a database error: the API serves without its probe
+        logger.error("availability probe not started: %r", exc)
+        return None
+    probe = Probe(
+        url=target_url(settings),
+        who=who,
+        outcomes=outcomes,
+        interval=settings.probe_interval_seconds,
+        planned=lambda at: watch.current(at) is not None,
+    )
+    await probe.start()
+    return probe

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,10 +96,14 @@ def test_cli_runs_the_app_factory_with_the_shared_options(
     pki.init(directory=environment / "pki")
     calls: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    monkeypatch.setenv("ENSU_PROBE_URL", "")  # restored (unset) after the test
+    monkeypatch.delenv("ENSU_PROBE_URL")
     result = CliRunner().invoke(cli, ["serve", "--port", "9443", "--workers", "2"])
     assert result.exit_code == 0, result.output
     expected = serve.server_options(settings=get_settings(), port=9443, workers=2)
-    assert calls == [("ensu.app:create_app", {"factory": True, **expected})]
+    assert calls == [("ensu.app:create_served_app", {"factory": True, **expected})]
+    # The workers' availability probe calls the port actually served.
+    assert os.environ["ENSU_PROBE_URL"] == "https://127.0.0.1:9443"
     curl = f"--cert {environment / 'pki' / 'consumer-a.pem'}"
     assert curl in result.output
     assert "https://127.0.0.1:9443/ensudocuments/v1/etatSante" in result.output

@@ -1,0 +1,51 @@
+"""The operations feature's tables: maintenance windows (R-SQ-1) and the availability
+minutes (R-SQ-2).
+
+Backups, security events, incidents and breaches keep tables of their own here too; no
+other feature reads these but through :mod:`ensu.operations.service`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ensu.db import Base
+
+
+class MaintenanceWindow(Base):
+    """A planned maintenance window (R-SQ-1): at most 2 hours of real time inside one
+    night's 23:00-06:00 Europe/Paris. A cancelled window stays, with its cancellation."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (CheckConstraint("end_at > start_at", name="ends_after_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    end_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: The night the window belongs to: the Paris date on which its 23:00 falls.
+    night: Mapped[str] = mapped_column(String(10), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    planned_by: Mapped[str] = mapped_column(String(200))
+    planned_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AvailabilityMinute(Base):
+    """What was observed in one minute (R-SQ-2), summed over every instance.
+
+    ``minute`` is the Unix minute (seconds // 60). ``answered``: calls answered below 500,
+    or 503 930001 (the planned window); ``failed``: calls answered 5xx otherwise;
+    ``probe_ok`` / ``probe_failed``: the internal probe's calls.
+    """
+
+    __tablename__ = "availability_minutes"
+
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    probe_ok: Mapped[int] = mapped_column(Integer, default=0)
+    probe_failed: Mapped[int] = mapped_column(Integer, default=0)

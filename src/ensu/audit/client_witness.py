@@ -10,7 +10,8 @@ that the consumer's SDK can carry it as it is. The same checks as
    signed-note ``vkey``, never the ``cle`` of the answer);
 3. from the checkpoint the client kept, the RFC 9162 §2.1.4.2 consistency proof must
    verify: a smaller tree, another root or a bad proof mean the journal the client saw
-   was cut or replaced (:class:`Rollback`);
+   was cut or replaced (:class:`Rollback`), and so does a 404 (no checkpoint signed)
+   or a 400 on ``depuis`` (beyond the journal) once a checkpoint was kept;
 4. the client then keeps the new checkpoint (its ``note``).
 
     kept = None

@@ -40,12 +40,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ensu.audit import keys, merkle, store
 from ensu.audit.note import Checkpoint, NoteError, NoteVerifier, format_time
 from ensu.audit.store import JournalStore, StoredCheckpoint
 from ensu.config import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("ensu.audit")
 
@@ -117,12 +120,15 @@ class CheckpointWitness:
         *,
         witness_url: str = "",
         timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport``: how the pushes reach the witness (tests; default: the network)."""
         self.store = journal
         self.verifier = verifier
         self.path = path
         self.witness_url = witness_url
         self.timeout = timeout
+        self.transport = transport
         #: The kept note this process knows to be in the journal (no need to look again).
         self._known: str | None = None
         #: The size the external witness acknowledged last (0: not yet known).
@@ -226,7 +232,7 @@ class CheckpointWitness:
             proof = await store.TileReader(connection).consistency_proof(old, checkpoint.tree_size)
         lines = [f"old {old}", *(base64.b64encode(node).decode("ascii") for node in proof)]
         body = "\n".join(lines) + "\n\n" + checkpoint.note
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
+        async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as client:
             answer = await client.post(self.witness_url, content=body.encode("utf-8"))
         return answer.status_code, answer.text
 

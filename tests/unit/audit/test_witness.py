@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import logging
 import os
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ensu.audit import client_witness, merkle, store
@@ -21,6 +23,7 @@ from ensu.audit.note import Checkpoint, NoteSigner
 from ensu.audit.store import JournalStore
 from ensu.audit.verify import verify
 from ensu.audit.witness import (
+    TLOG_SIZE,
     BeyondTheLog,
     CheckpointWitness,
     WitnessError,
@@ -362,3 +365,89 @@ def test_a_note_naming_a_later_predecessor_does_not_parse(signer: NoteSigner) ->
     with pytest.raises(NoteError, match="previous"):
         Checkpoint.parse(body)
     assert call(1).at == T0 + dt.timedelta(seconds=1)
+
+
+# -- the external witness ------------------------------------------------------------------
+
+
+class TlogWitness:
+    """A C2SP tlog-witness ``add-checkpoint`` endpoint, in memory: it holds the latest
+    checkpoint it accepted and checks each new one's proof from it."""
+
+    def __init__(self, signer: NoteSigner) -> None:
+        self.verifier = signer.verifier
+        self.size, self.root = 0, merkle.EMPTY_ROOT
+        self.requests: list[str] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = request.content.decode()
+        self.requests.append(body)
+        head, _, note = body.partition("\n\n")
+        lines = head.split("\n")
+        old = int(lines[0].removeprefix("old "))
+        proof = [base64.b64decode(line) for line in lines[1:]]
+        if old != self.size:
+            return httpx.Response(409, text=f"{self.size}\n", headers={"content-type": TLOG_SIZE})
+        checkpoint = self.verifier.open(note)
+        if not verify_consistency(old, self.root, checkpoint.size, checkpoint.root, proof):
+            return httpx.Response(422)
+        self.size, self.root = checkpoint.size, checkpoint.root
+        return httpx.Response(200, text="\u2014 witness.test AAAA\n")
+
+
+async def _latest(journal: JournalStore) -> store.StoredCheckpoint:
+    async with journal.read() as connection:
+        latest = await store.latest_checkpoint(connection)
+    assert latest is not None
+    return latest
+
+
+async def test_each_checkpoint_is_pushed_to_the_external_witness_with_its_proof(
+    writer: JournalWriter, signer: NoteSigner, tamper: Tamper, kept_file: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    witness = TlogWitness(signer)
+
+    def pusher() -> CheckpointWitness:  # a process of its own: it knows nothing yet
+        return CheckpointWitness(
+            writer.store,
+            signer.verifier,
+            kept_file,
+            witness_url="https://witness.test/add-checkpoint",
+            transport=httpx.MockTransport(witness.handle),
+        )
+
+    await fill(writer, 100)
+    await pusher().push(await _latest(writer.store))
+    assert (witness.size, witness.requests[0].split("\n")[0]) == (100, "old 0")
+    await fill(writer, 200, start=100)
+    await pusher().push(await _latest(writer.store))  # 409 names 100: the proof from there
+    assert witness.size == 300
+    assert witness.requests[-1].startswith("old 100\n")
+    cut_the_end(tamper, 250)
+    await writer.checkpoint()  # the cut journal signs 250
+    with caplog.at_level(logging.CRITICAL, logger="ensu.audit"):
+        await pusher().push(await _latest(writer.store))
+    assert witness.size == 300
+    assert "the external witness holds a tree of 300 leaves" in caplog.text
+
+
+async def test_an_unreachable_witness_does_not_fail_the_journal(
+    writer: JournalWriter, signer: NoteSigner, kept_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("no answer", request=request)
+
+    pusher = CheckpointWitness(
+        writer.store,
+        signer.verifier,
+        kept_file,
+        witness_url="https://witness.test/add-checkpoint",
+        transport=httpx.MockTransport(down),
+    )
+    await fill(writer, 100)
+    with caplog.at_level(logging.WARNING, logger="ensu.audit"):
+        pusher.offer(await _latest(writer.store))
+        await pusher.flush()
+    assert "could not push checkpoint 100" in caplog.text
+    assert signer.verifier.open(read_kept(kept_file) or "").size == 100  # kept all the same

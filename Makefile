@@ -6,7 +6,7 @@ UV ?= bash $(CURDIR)/scripts/uv
 RUN := $(UV) run --locked --no-sync
 export ENSU_VAR_DIR ?= var
 
-.PHONY: help setup system-deps services run test lint typecheck pytest bench bench-scale clean
+.PHONY: help setup system-deps services run test lint typecheck pytest bench bench-scale mutation clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
@@ -45,5 +45,9 @@ bench: setup ## benchmarks against references measured in the same run
 bench-scale: setup ## latency and bytes per document of 10k- and 1M-subject stores (10M documents)
 	@$(RUN) python -m bench.scale
 
+mutation: setup ## mutation testing (mutmut) of the access chain, perimeter, tokens, journal verification; not in `test`
+	@$(UV) run --locked --group mutation mutmut run
+	@$(UV) run --locked --group mutation python scripts/mutation_score.py
+
 clean: ## remove generated state (var/: database, blobs, development PKI)
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var mutants .pytest_cache .mypy_cache .ruff_cache

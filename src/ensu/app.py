@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from ensu import db
+from ensu.audit.router import router as journal_router
 from ensu.audit.service import Journal
 from ensu.config import Settings, get_settings
 from ensu.documents import catalogue
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
     app.include_router(operations_router)
     app.include_router(oauth_router)
     app.include_router(documents_router)
+    app.include_router(journal_router)
     app.add_middleware(Gateway, routes=DIRECT_ROUTES)
     app.add_exception_handler(EnsuError, _problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]

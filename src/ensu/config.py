@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     import_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     #: R-TR-4: how long the journal keeps the records of the exchanges (calls), in days.
     journal_retention_days: int = Field(default=365, ge=1)
+    #: R-TR-2: a C2SP tlog-witness ``add-checkpoint`` URL to which every new signed
+    #: checkpoint is pushed, best effort (``ensu.audit.witness``); empty: none.
+    journal_witness_url: str = ""
+    #: The bound on each push to that witness, in seconds.
+    journal_witness_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     pdf_font: Path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     #: Proxy mode, filesystem blobs: hand each PDF to nginx with ``X-Accel-Redirect``
     #: (its ``/_blobs/`` location, deploy/nginx/ensu.conf.template) instead of copying it.

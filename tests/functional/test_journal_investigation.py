@@ -70,7 +70,12 @@ async def _journal_some_calls(settings: Settings) -> None:
         )
     await engine.dispose()
     journal = JournalStore.for_settings(settings)
-    writer = JournalWriter(journal, keys.load_or_create_signer(settings), checkpoint_every=50)
+    writer = JournalWriter(  # checkpoints signed after the calls they cover, as in life
+        journal,
+        keys.load_or_create_signer(settings),
+        checkpoint_every=50,
+        clock=lambda: T0 + dt.timedelta(days=2),
+    )
     await writer.start()
     await asyncio.gather(
         *(writer.append(_call(n, "TS-A" if n % 2 else "TS-B")) for n in range(240))

@@ -18,11 +18,19 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ensu.audit import store
+from ensu.audit import retention, store
 from ensu.audit.models import JournalAlarm
 from ensu.audit.note import NoteError, NoteVerifier
 from ensu.audit.store import JournalStore
-from ensu.audit.verify import Problem, Scanner, VerifyResult, scan, verify
+from ensu.audit.verify import (
+    Problem,
+    Scanner,
+    VerifyResult,
+    compare_kept,
+    purge_cutoffs,
+    scan,
+    verify,
+)
 from ensu.background import StopSignal
 
 logger = logging.getLogger("ensu.audit")
@@ -57,9 +65,12 @@ async def resume(
     operator: str,
     reason: str,
     now: dt.datetime,
+    kept: str | None = None,
+    exchange_days: int = retention.DEFAULT_EXCHANGE_DAYS,
 ) -> tuple[VerifyResult, int]:
-    """Verify the whole journal, then clear the open alarms; how many were cleared."""
-    result = await verify(journal, verifier)
+    """Verify the whole journal (against ``kept`` too, see :func:`verify`), then clear
+    the open alarms; how many were cleared."""
+    result = await verify(journal, verifier, kept=kept, exchange_days=exchange_days)
     if result.problem is not None:
         raise ResumeRefused(str(result.problem))
     async with journal.write() as connection:
@@ -90,9 +101,15 @@ class IntegrityMonitor:
         scrub_leaves: int = 20_000,
         on_breach: Callable[[Problem], Awaitable[None]] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        kept: Callable[[], str | None] | None = None,
+        exchange_days: int = retention.DEFAULT_EXCHANGE_DAYS,
     ) -> None:
+        """``kept``: reads the checkpoint kept outside the database (its signed note, None
+        if there is none), compared at start and whenever the stop is lifted."""
         self.store = journal
         self.verifier = verifier
+        self.kept = kept
+        self.exchange_days = exchange_days
         self.interval = interval
         self.scrub_leaves = scrub_leaves
         self.on_breach = on_breach
@@ -161,11 +178,20 @@ class IntegrityMonitor:
         latest = await store.latest_checkpoint(connection)
         if tail.previous_size > (-1 if latest is None else latest.tree_size):
             return Problem("checkpoint_removed", f"checkpoint {tail.previous_size} disappeared")
+        tail.cutoffs = self._scrub.cutoffs = purge_cutoffs(
+            self.verifier, latest, self.exchange_days
+        )
         problem = await scan(connection, tail, MONITOR_CHUNK, None, size)
         return problem or await self._scrub_some(connection)
 
     async def _baseline(self, connection: AsyncConnection) -> Problem | None:
-        """Trust nothing but the signature: the latest checkpoint against the tiles."""
+        """Trust nothing but the signature: the latest checkpoint against the tiles, and
+        the log against the checkpoint kept outside the database."""
+        kept = None if self.kept is None else await asyncio.to_thread(self.kept)
+        if kept is not None:
+            problem = await compare_kept(connection, self.verifier, kept)
+            if problem is not None:
+                return problem
         latest = await store.latest_checkpoint(connection)
         if latest is None:
             self._tail = Scanner(self.verifier)

@@ -5,7 +5,9 @@ Kept under ``var/journal/`` (``settings.var_dir / "journal"``):
 - ``signing.key``: the private key, PKCS#8 PEM, mode 0600, created with ``O_EXCL`` so that
   two processes starting together agree on one key;
 - ``signing.vkey``: the public verifier key in the signed-note form
-  (``name+hash+base64``), the one thing an investigator needs (``ensu journal key``).
+  (``name+hash+base64``), the one thing an investigator needs (``ensu journal key``);
+- ``checkpoint.note``: the latest signed checkpoint, kept outside the database
+  (:mod:`ensu.audit.witness`, R-TR-2).
 
 The key is generated on first use. Production must not discover later that it ran on a
 key nobody published: a generation in production is logged as a warning that says to

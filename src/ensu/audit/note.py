@@ -8,14 +8,19 @@ A checkpoint commits to the journal's tree (R-TR-2)::
     <tree size, decimal>
     <root hash, base64>
     time <UTC, RFC 3339, ms>      an extension line: when the checkpoint was made
+    previous <tree size>          an extension line: the size of the checkpoint signed
+                                  just before this one (absent from the first)
 
 The signed note appends a blank line and one signature line per key::
 
     — <key name> <base64(key hash[4] || Ed25519 signature[64])>
 
 where the key hash is ``SHA-256(name || "\\n" || 0x01 || public key)[:4]`` and the
-signature covers the checkpoint text exactly. A verifier key is published in the
-signed-note ``vkey`` form ``<name>+<key hash, hex>+<base64(0x01 || public key)>``.
+signature covers the checkpoint text exactly. The ``previous`` line chains the
+checkpoints (R-TR-2): a deleted checkpoint leaves its successor naming a size that is no
+longer there, which verification reports (see :mod:`ensu.audit.verify`). A verifier
+key is published in the signed-note ``vkey`` form
+``<name>+<key hash, hex>+<base64(0x01 || public key)>``.
 """
 
 from __future__ import annotations
@@ -65,24 +70,39 @@ class Checkpoint:
     size: int
     root: bytes
     time: dt.datetime
+    #: The size of the checkpoint signed before this one; None for the first (and for
+    #: the checkpoints written before the chain existed).
+    previous: int | None = None
 
     def body(self) -> str:
         """The checkpoint text (the signed message), ending with a newline."""
         root = base64.b64encode(self.root).decode("ascii")
-        return f"{self.origin}\n{self.size}\n{root}\ntime {format_time(self.time)}\n"
+        text = f"{self.origin}\n{self.size}\n{root}\ntime {format_time(self.time)}\n"
+        return text if self.previous is None else f"{text}previous {self.previous}\n"
 
     @classmethod
     def parse(cls, body: str) -> Checkpoint:
         lines = body.split("\n")
-        if len(lines) != 5 or lines[-1] != "" or not lines[3].startswith("time "):
-            raise NoteError("a checkpoint has four lines: origin, size, root, time")
+        if len(lines) not in (5, 6) or lines[-1] != "" or not lines[3].startswith("time "):
+            raise NoteError("a checkpoint has four lines (origin, size, root, time) or five")
         origin, size, root, time = lines[0], lines[1], lines[2], lines[3][5:]
-        if not _NAME.fullmatch(origin) or not size.isdigit() or size != str(int(size)):
+        if not _NAME.fullmatch(origin) or not _decimal(size):
             raise NoteError("bad checkpoint origin or size")
-        checkpoint = cls(origin, int(size), _b64(root, 32), parse_time(time))
+        previous = None
+        if len(lines) == 6:
+            named = lines[4].removeprefix("previous ")
+            if named == lines[4] or not _decimal(named) or int(named) >= int(size):
+                raise NoteError("bad previous checkpoint line")
+            previous = int(named)
+        checkpoint = cls(origin, int(size), _b64(root, 32), parse_time(time), previous)
         if checkpoint.body() != body:
             raise NoteError("the checkpoint is not in canonical form")
         return checkpoint
+
+
+def _decimal(text: str) -> bool:
+    """A canonical non-negative decimal (no sign, no leading zero, ASCII digits only)."""
+    return text.isascii() and text.isdigit() and text == str(int(text))
 
 
 def _b64(text: str, length: int | None = None) -> bytes:

@@ -42,6 +42,7 @@ from ensu.audit.records import CallRecord, EventRecord, RecordError, check_detai
 from ensu.audit.store import JournalStore, utc
 from ensu.audit.tags import EventTag
 from ensu.audit.verify import Problem
+from ensu.audit.witness import CheckpointWitness, WitnessAnswer, read_kept, witness_answer
 from ensu.audit.writer import JournalWriter
 from ensu.background import StopSignal
 from ensu.config import Settings
@@ -239,15 +240,24 @@ class Journal:
         the events' outbox; without it no relay runs)."""
         journal_store = store or JournalStore.for_settings(settings, bounded=True)
         signer = keys.load_or_create_signer(settings)
-        writer = JournalWriter(journal_store, signer, checkpoint_interval=checkpoint_interval)
+        witness = CheckpointWitness.for_settings(settings, journal_store, signer.verifier)
+        writer = JournalWriter(
+            journal_store, signer, checkpoint_interval=checkpoint_interval, witness=witness
+        )
         await writer.start()
 
         async def on_breach(problem: Problem) -> None:
             if sessionmaker is not None:
                 await _record_breach(sessionmaker, problem)
 
+        path = witness.path
         monitor = IntegrityMonitor(
-            journal_store, signer.verifier, interval=monitor_interval, on_breach=on_breach
+            journal_store,
+            signer.verifier,
+            interval=monitor_interval,
+            on_breach=on_breach,
+            kept=lambda: read_kept(path),
+            exchange_days=settings.journal_retention_days,
         )
         await monitor.start()
         relay = None
@@ -270,6 +280,11 @@ class Journal:
 
     async def append(self, record: CallRecord | EventRecord) -> int:
         return await self.writer.append(record)
+
+    async def witness(self, *, since: int | None = None) -> WitnessAnswer | None:
+        """The latest signed checkpoint and, from ``since``, its consistency proof: what
+        a consumer needs to witness the journal (R-TR-2, :mod:`ensu.audit.witness`)."""
+        return await witness_answer(self.store, self.monitor.verifier, since=since)
 
     def enqueue(self, record: CallRecord | EventRecord) -> bool:
         """Journal ``record`` without waiting for its commit (see the writer)."""

@@ -163,6 +163,7 @@ class SQLiteBatchWriter:
         rows: Sequence[LeafRow],
         tiles: Sequence[merkle.Piece],
         checkpoint: StoredCheckpoint | None,
+        previous: int,
     ) -> tuple[bool, bool]:
         connection = self._connection or self._open()
         try:
@@ -171,6 +172,13 @@ class SQLiteBatchWriter:
             if (0 if highest is None else int(highest) + 1) != first:
                 connection.execute("ROLLBACK")
                 return False, False
+            if checkpoint is not None:  # the note names its predecessor: it must be the latest
+                (signed,) = connection.execute(
+                    "SELECT max(tree_size) FROM journal_checkpoints"
+                ).fetchone()
+                if (-1 if signed is None else int(signed)) != previous:
+                    connection.execute("ROLLBACK")
+                    return False, False
             # One multi-row statement each, not executemany: sqlite3 gives the GIL back
             # around every step, and each step's return then waits for a busy loop.
             if rows:
@@ -231,11 +239,16 @@ class SQLiteBatchWriter:
         rows: Sequence[LeafRow],
         tiles: Sequence[merkle.Piece],
         checkpoint: StoredCheckpoint | None,
+        previous: int = -1,
     ) -> tuple[bool, bool]:
         """Append ``rows`` from index ``first``: (written, checkpoint inserted);
-        (False, False) when the journal no longer ends at ``first``."""
+        (False, False) when the journal no longer ends at ``first``, or (with a
+        ``checkpoint``) when its latest checkpoint is no longer of size ``previous``
+        (-1: none), the one the new checkpoint's note names."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._write, first, rows, tiles, checkpoint)
+        return await loop.run_in_executor(
+            self._thread, self._write, first, rows, tiles, checkpoint, previous
+        )
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._discard)
@@ -434,6 +447,23 @@ class TileReader:
         pieces = [merkle.Piece(level, index, self.cache[level, index]) for level, index in wanted]
         return merkle.CompactRange(0, tree_size, pieces)
 
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """RFC 9162 §2.1.4.1 ``PROOF(first, D[second])``; empty when ``first`` is 0 or
+        ``second`` (the trivial cases, :func:`ensu.audit.merkle.consistent`)."""
+        if first in (0, second):
+            return []
+        named: list[tuple[int, int]] = []
+
+        def record(start: int, end: int) -> bytes:
+            named.append((start, end))
+            return b""
+
+        merkle.consistency_proof(first, second, record)
+        await self.fetch(
+            piece for start, end in named for piece in merkle.perfect_pieces(start, end)
+        )
+        return merkle.consistency_proof(first, second, self.subtree)
+
     async def inclusion_proofs(self, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
         """RFC 9162 §2.1.3.1 proofs of ``indices`` in the tree of ``tree_size`` leaves."""
         named: list[tuple[int, int]] = []
@@ -526,6 +556,12 @@ async def latest_checkpoint(connection: AsyncConnection) -> StoredCheckpoint | N
     )
     row = (await connection.execute(query)).first()
     return None if row is None else _checkpoint(row)
+
+
+async def latest_checkpoint_size(connection: AsyncConnection) -> int:
+    """The size of the latest checkpoint, -1 if none (what a new checkpoint names)."""
+    highest = await connection.scalar(select(func.max(JournalCheckpoint.tree_size)))
+    return -1 if highest is None else int(highest)
 
 
 async def checkpoints(

@@ -34,6 +34,7 @@ from ensu.audit.errors import JournalUnavailableError
 from ensu.audit.note import Checkpoint, NoteSigner
 from ensu.audit.records import CallRecord, EventRecord, Record, encode
 from ensu.audit.store import JournalStore, LeafRow, StoredCheckpoint
+from ensu.audit.witness import CheckpointWitness
 from ensu.background import StopSignal
 
 logger = logging.getLogger("ensu.audit")
@@ -84,11 +85,18 @@ _Item = _Append | _CheckpointRequest | None  # None stops the writer
 
 
 def sign_checkpoint(
-    signer: NoteSigner, compact: merkle.CompactRange, at: dt.datetime
+    signer: NoteSigner, compact: merkle.CompactRange, at: dt.datetime, previous: int = -1
 ) -> StoredCheckpoint:
-    """The signed checkpoint of the tree whose right edge is ``compact``."""
+    """The signed checkpoint of the tree whose right edge is ``compact``; its note names
+    the size ``previous`` of the latest checkpoint before it (-1: none, R-TR-2 chain)."""
     moment = at.replace(microsecond=at.microsecond // 1000 * 1000)
-    checkpoint = Checkpoint(origin=signer.name, size=compact.end, root=compact.root(), time=moment)
+    checkpoint = Checkpoint(
+        origin=signer.name,
+        size=compact.end,
+        root=compact.root(),
+        time=moment,
+        previous=None if previous < 0 else previous,
+    )
     note = signer.sign(checkpoint)
     return StoredCheckpoint(
         tree_size=checkpoint.size,
@@ -101,15 +109,31 @@ def sign_checkpoint(
 
 
 async def checkpoint_now(
-    journal: JournalStore, signer: NoteSigner, at: dt.datetime | None = None
+    journal: JournalStore,
+    signer: NoteSigner,
+    at: dt.datetime | None = None,
+    witness: CheckpointWitness | None = None,
 ) -> StoredCheckpoint:
-    """Sign a checkpoint of the journal as it is (for the CLI: no writer running)."""
+    """Sign a checkpoint of the journal as it is (for the CLI: no writer running); kept
+    outside the database by ``witness`` (R-TR-2, :mod:`ensu.audit.witness`)."""
+    checkpoint = await _checkpoint_now(journal, signer, at)
+    if witness is not None:
+        witness.offer(checkpoint)
+        await witness.flush()
+    return checkpoint
+
+
+async def _checkpoint_now(
+    journal: JournalStore, signer: NoteSigner, at: dt.datetime | None
+) -> StoredCheckpoint:
     async with journal.write() as connection:
         size = await store.size(connection)
+        latest = await store.latest_checkpoint_size(connection)
+        if latest == size:
+            return (await store.checkpoints(connection, size, size))[0]
         compact = await store.TileReader(connection).compact_range(size)
-        checkpoint = sign_checkpoint(signer, compact, at or utc_now())
-        if not await store.insert_checkpoint(connection, checkpoint):
-            checkpoint = (await store.checkpoints(connection, size, size))[0]
+        checkpoint = sign_checkpoint(signer, compact, at or utc_now(), latest)
+        await store.insert_checkpoint(connection, checkpoint)
     return checkpoint
 
 
@@ -144,9 +168,12 @@ class JournalWriter:
         checkpoint_interval: float = 10.0,
         retry_interval: float = 1.0,
         clock: Callable[[], dt.datetime] = utc_now,
+        witness: CheckpointWitness | None = None,
     ) -> None:
+        """``witness``: keeps each signed checkpoint outside the database (R-TR-2)."""
         self.store = journal
         self.signer = signer
+        self.witness = witness
         self.max_batch = max_batch
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
@@ -196,6 +223,8 @@ class JournalWriter:
             self._queue.put_nowait(None)
             await self._task
             self._task = None
+        if self.witness is not None:
+            await self.witness.flush()
 
     @property
     def available(self) -> bool:
@@ -287,6 +316,8 @@ class JournalWriter:
             return
         self._compact = compact
         self._count(len(appends), checkpoint)
+        if checkpoint is not None and self.witness is not None:
+            self.witness.offer(checkpoint)
         for offset, item in enumerate(appends):
             if not item.future.done():
                 item.future.set_result(first + offset)
@@ -314,9 +345,12 @@ class JournalWriter:
             await store.insert_nodes(connection, tiles)
             checkpoint = None
             if requested or self._checkpoint_due(compact.end):
-                checkpoint = sign_checkpoint(self.signer, compact, self.clock())
-                if not await store.insert_checkpoint(connection, checkpoint):
-                    checkpoint = (await store.checkpoints(connection, compact.end, compact.end))[0]
+                latest = await store.latest_checkpoint_size(connection)
+                if latest == compact.end:  # another process signed this size
+                    checkpoint = (await store.checkpoints(connection, latest, latest))[0]
+                else:
+                    checkpoint = sign_checkpoint(self.signer, compact, self.clock(), latest)
+                    await store.insert_checkpoint(connection, checkpoint)
         return first, compact, checkpoint
 
     async def _one_hop(
@@ -328,10 +362,11 @@ class JournalWriter:
         compact = self._compact.copy()
         tiles = _extend(compact, appends)
         checkpoint = None
+        previous = self._last_checkpoint_size
         if requested or self._checkpoint_due(compact.end):
-            checkpoint = sign_checkpoint(self.signer, compact, self.clock())
+            checkpoint = sign_checkpoint(self.signer, compact, self.clock(), previous)
         rows = [item.row for item in appends]
-        written, inserted = await batch_writer.write(first, rows, tiles, checkpoint)
+        written, inserted = await batch_writer.write(first, rows, tiles, checkpoint, previous)
         if not written:
             return None
         if checkpoint is not None and not inserted:  # another process signed this size

@@ -29,6 +29,7 @@ from ensu.audit.integrity import ResumeRefused, open_alarm, resume
 from ensu.audit.store import JournalStore
 from ensu.audit.tags import EventTag
 from ensu.audit.verify import VerifyResult, verify
+from ensu.audit.witness import CheckpointWitness, kept_path, read_kept
 from ensu.audit.writer import JournalWriter, checkpoint_now
 from ensu.config import Settings, get_settings
 
@@ -81,7 +82,7 @@ async def _record_event(
         sessionmaker = db.make_sessionmaker(engine)
         async with db.session_scope(sessionmaker) as session:
             await audit.record_event(session=session, tag=tag, actor=_actor(), details=details)
-        writer = JournalWriter(journal, keys.load_or_create_signer(settings), checkpoint_interval=0)
+        writer = _writer(settings, journal)
         await writer.start()
         try:
             await audit.EventRelay(writer, sessionmaker).relay()
@@ -90,6 +91,18 @@ async def _record_event(
             await writer.close()
     finally:
         await engine.dispose()
+
+
+def _writer(settings: Settings, journal: JournalStore) -> JournalWriter:
+    """A writer for a command: checkpoints on demand, kept outside the database."""
+    signer = keys.load_or_create_signer(settings)
+    kept = CheckpointWitness.for_settings(settings, journal, signer.verifier)
+    return JournalWriter(journal, signer, checkpoint_interval=0, witness=kept)
+
+
+def _kept(settings: Settings) -> str | None:
+    """The checkpoint kept outside the database (R-TR-2), that ``verify`` compares."""
+    return read_kept(kept_path(settings))
 
 
 def _progress() -> Progress:
@@ -118,7 +131,13 @@ def verify_command(
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            return await verify(journal, verifier, progress=advance)
+            return await verify(
+                journal,
+                verifier,
+                kept=_kept(settings),
+                exchange_days=settings.journal_retention_days,
+                progress=advance,
+            )
 
     result = _run(work)
     if as_json:
@@ -129,6 +148,11 @@ def verify_command(
             f"[green]journal verified[/green]: {result.size} leaves ({result.purged} purged), "
             f"{result.checkpoints} signed checkpoints"
             + (f", latest at size {latest.tree_size}" if latest else "")
+            + (
+                f"; the checkpoint kept outside the database ({result.kept}) holds"
+                if result.kept is not None
+                else "; no checkpoint kept outside the database to compare with"
+            )
         )
     else:
         errors.print(f"[red]journal integrity problem[/red]: {result.problem}")
@@ -143,6 +167,7 @@ def _result_json(result: VerifyResult) -> dict[str, Any]:
         "size": result.size,
         "checkpoints": result.checkpoints,
         "purged": result.purged,
+        "kept": result.kept,
         "problem": None
         if problem is None
         else {"code": problem.code, "index": problem.index, "message": problem.message},
@@ -175,7 +200,9 @@ def checkpoint() -> None:
     """Sign a checkpoint of the journal as it is now."""
 
     async def work(settings: Settings, journal: JournalStore) -> None:
-        made = await checkpoint_now(journal, keys.load_or_create_signer(settings))
+        signer = keys.load_or_create_signer(settings)
+        kept = CheckpointWitness.for_settings(settings, journal, signer.verifier)
+        made = await checkpoint_now(journal, signer, witness=kept)
         typer.echo(f"checkpoint at size {made.tree_size}, root {made.root_hash.hex()}")
 
     _run(work)
@@ -192,7 +219,13 @@ def resume_command(
         verifier = keys.load_verifier(settings)
         try:
             _, cleared = await resume(
-                journal, verifier, operator=_actor(), reason=reason, now=_now()
+                journal,
+                verifier,
+                operator=_actor(),
+                reason=reason,
+                now=_now(),
+                kept=_kept(settings),
+                exchange_days=settings.journal_retention_days,
             )
         except ResumeRefused as exc:
             errors.print(f"[red]refused[/red]: the journal does not verify: {exc}")
@@ -351,7 +384,7 @@ def relay() -> None:
 
     async def work(settings: Settings, journal: JournalStore) -> int:
         engine = db.make_engine(settings.database_url)
-        writer = JournalWriter(journal, keys.load_or_create_signer(settings), checkpoint_interval=0)
+        writer = _writer(settings, journal)
         await writer.start()
         try:
             count = await audit.EventRelay(writer, db.make_sessionmaker(engine)).relay()

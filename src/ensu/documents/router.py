@@ -112,6 +112,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": _ECHOED}, **_ERRORS}
+#: The contract's headers and answers, shared by the other routes under the prefix (the
+#: journal's witness routes, :mod:`ensu.audit.router`).
+OPENAPI_HEADERS = _HEADERS
+OPENAPI_RESPONSES = _RESPONSES
 
 
 def _string(

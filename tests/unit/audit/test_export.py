@@ -179,7 +179,11 @@ async def test_a_bundle_signed_by_another_key_than_the_published_one_is_refused(
 async def test_purged_records_are_still_proven_by_their_leaf_hash(
     writer: JournalWriter, signer: NoteSigner
 ) -> None:
+    writer.clock = lambda: T0 + 13 * DAY  # the checkpoints of the calls, signed after them
     await _bundle(writer, signer)
+    writer.clock = lambda: T0 + 400 * DAY  # the journal ran on: a purge needs a checkpoint
+    await writer.append(call(400, at=T0 + 400 * DAY))  # signed after the retention passed
+    await writer.checkpoint()
     await retention.purge(writer.store, now=T0 + 400 * DAY, exchange_days=365)
     bundle = await export_bundle(
         writer.store, signer, id_teleservice="TS-A", start=T0, end=T0 + DAY, now=T0 + 400 * DAY

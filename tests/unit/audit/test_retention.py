@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+import operator
 
 import pytest
 
@@ -30,18 +32,23 @@ def _event(tag: str, days_ago: int) -> EventRecord:
 
 
 async def _journal(writer: JournalWriter) -> None:
+    """Six years of a journal, in time order: each record signed by a checkpoint a
+    second after it, and a last call and checkpoint now (what justifies the purge)."""
     records: list[CallRecord | EventRecord] = [
-        call(0, at=NOW - dt.timedelta(days=400)),  # expired exchange
-        call(1, at=NOW - dt.timedelta(days=366)),  # expired exchange
-        call(2, at=NOW - dt.timedelta(days=364)),  # kept
-        _event("oauth:token:issued", 400),  # exchange data: expired
-        _event("consumers:teleservice:suspended", 400),  # DataPass: kept
         _event("consumers:teleservice:created", 6 * 365 + 5),  # DataPass: expired
         _event("consumers:teleservice:revoked", 5 * 365),  # DataPass: kept
+        call(0, at=NOW - dt.timedelta(days=400)),  # expired exchange
+        _event("oauth:token:issued", 400),  # exchange data: expired
+        _event("consumers:teleservice:suspended", 400),  # DataPass: kept
+        call(1, at=NOW - dt.timedelta(days=366)),  # expired exchange
+        call(2, at=NOW - dt.timedelta(days=364)),  # kept
+        call(3, at=NOW),  # kept
     ]
     for record in records:
+        writer.clock = functools.partial(operator.add, record.at, dt.timedelta(seconds=1))
         await writer.append(record)
-    await writer.checkpoint()
+        await writer.checkpoint()
+    writer.clock = lambda: NOW + dt.timedelta(seconds=1)
 
 
 async def test_purge_empties_expired_records_and_the_journal_still_verifies(
@@ -51,17 +58,18 @@ async def test_purge_empties_expired_records_and_the_journal_still_verifies(
     dry = await retention.purge(writer.store, now=NOW, exchange_days=365, dry_run=True)
     assert dry.purged == {Retention.EXCHANGE: 3, Retention.DATAPASS: 1}
     async with writer.store.read() as connection:
-        before = await store.leaf_hashes(connection, 0, 7)
+        before = await store.leaf_hashes(connection, 0, 8)
     report = await retention.purge(writer.store, now=NOW, exchange_days=365)
     assert report.purged == dry.purged
     assert report.total == 4
     async with writer.store.read() as connection:
         rows = await store.leaves(connection, 0, 10)
-        after = await store.leaf_hashes(connection, 0, 7)
-    assert [row.record is None for row in rows] == [True, True, False, True, False, True, False]
+        after = await store.leaf_hashes(connection, 0, 8)
+    purged = [row.record is None for row in rows]
+    assert purged == [True, False, True, True, False, True, False, False]
     assert after == before
     assert all(row.purged_at is not None for row in rows if row.record is None)
-    await writer.append(call(3, at=NOW))
+    await writer.append(call(4, at=NOW))
     await writer.checkpoint()
     result = await verify(writer.store, signer.verifier)
     assert result.ok, result.problem
@@ -81,7 +89,7 @@ async def test_a_purged_leaf_keeps_its_place_even_when_purges_and_appends_race(
     await writer.checkpoint()
     result = await verify(writer.store, signer.verifier)
     assert result.ok, result.problem
-    assert (result.size, result.purged) == (57, 4)
+    assert (result.size, result.purged) == (58, 4)
 
 
 def test_six_years_are_calendar_years() -> None:

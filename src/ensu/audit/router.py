@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from ensu.audit.service import Journal
 from ensu.audit.witness import BeyondTheLog, WitnessAnswer
 from ensu.documents.queries import refuse_unknown
-from ensu.documents.router import OPENAPI_HEADERS, OPENAPI_RESPONSES
+from ensu.documents.router import OPENAPI_PARAMETERS, OPENAPI_RESPONSES
 from ensu.errors import InvalidParameter, NotFound
 from ensu.gateway.caller import CallerDep
 
@@ -102,7 +102,7 @@ def _json(payload: dict[str, Any]) -> Response:
     "/pointControle",
     summary="Dernier point de contrôle signé du journal",
     responses=_responses(_CHECKPOINT),
-    openapi_extra={"parameters": OPENAPI_HEADERS},
+    openapi_extra={"parameters": OPENAPI_PARAMETERS},
 )
 async def point_controle(request: Request, caller: CallerDep) -> Response:
     del caller  # the chain established it; the answer is the same for every consumer
@@ -114,7 +114,7 @@ async def point_controle(request: Request, caller: CallerDep) -> Response:
     "/coherence",
     summary="Preuve de cohérence depuis un point de contrôle vu par l'appelant",
     responses=_responses(_CONSISTENCY),
-    openapi_extra={"parameters": [*OPENAPI_HEADERS, _SINCE]},
+    openapi_extra={"parameters": [*OPENAPI_PARAMETERS, _SINCE]},
 )
 async def coherence(request: Request, caller: CallerDep) -> Response:
     del caller

@@ -20,6 +20,7 @@ from bench.settings import settings_for
 from ensu import db
 from ensu.config import Environment, Settings
 from ensu.consumers import service as consumers
+from ensu.consumers.quota import QuotaGrant, QuotaJustification
 from ensu.consumers.schemas import FAMILIES, CertificateRef
 from ensu.documents import service as documents
 from ensu.documents.identifiers import luhn_valid, new_idensua
@@ -30,6 +31,13 @@ SIRET = "13000000000005"  # Luhn-valid, fictive
 STEM = "bench-consumer"
 CLIENT_ID = "client-bench"
 ID_TELESERVICE = "TS-BENCH"
+#: R-Q-2: a quota above the default is a recorded decision, the bench's too.
+BENCH_GRANT = QuotaGrant(
+    decided_by="bench",
+    justification=QuotaJustification(
+        load_peaks="the bench's saturating load", files_count=1, periodicity="each bench run"
+    ),
+)
 #: The highest quota a téléservice may have: the bench measures service, not refusals.
 QUOTA_PER_MINUTE = 1_000_000
 SUBJECTS = 16
@@ -119,6 +127,7 @@ async def _register(session: AsyncSession, pem: str) -> None:
         networks=["127.0.0.0/8"],
         valid_from=dt.date(2020, 1, 1),
         quota_per_minute=QUOTA_PER_MINUTE,
+        quota_decision=BENCH_GRANT,
         client_id=CLIENT_ID,
         id_teleservice=ID_TELESERVICE,
         actor="bench",

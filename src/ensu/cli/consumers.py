@@ -20,10 +20,11 @@ from ensu.config import Environment, get_settings
 from ensu.consumers import dev
 from ensu.consumers import quota as quotas
 from ensu.consumers import service as consumers
-from ensu.consumers.models import AuthMethod, TeleserviceStatus
+from ensu.consumers.models import AuthMethod, ContactRole, TeleserviceStatus
 from ensu.consumers.schemas import (
     FAMILIES,
     CertificateRef,
+    Contact,
     CreatedTeleservice,
     TeleserviceView,
 )
@@ -265,6 +266,44 @@ def list_(
             str(view.quota_per_minute),
             _perimeter(view),
         )
+    console.print(table)
+
+
+@app.command()
+def contacts(
+    identifier: Annotated[str, typer.Argument(help="ID_Teleservice or client_id.")],
+    role: Annotated[ContactRole | None, typer.Option(help="Set the contact of this role.")] = None,
+    name: Annotated[str | None, typer.Option(help="The contact's name (with --role).")] = None,
+    email: Annotated[str | None, typer.Option(help="The contact's e-mail (with --role).")] = None,
+) -> None:
+    """Show a téléservice's contacts, or set one (--role, --name, --email; R-HAB-1)."""
+    given: list[Contact] = []
+    if role is not None or name is not None or email is not None:
+        if role is None or name is None or email is None:
+            errors.print("error: --role, --name and --email go together")
+            raise typer.Exit(1)
+        try:
+            given.append(Contact(role=role, name=name, email=email))
+        except ValueError as error:
+            errors.print(f"error: {error}")
+            raise typer.Exit(1) from None
+
+    async def work(session: AsyncSession) -> tuple[str, list[Contact]]:
+        view = await _find(session, identifier)
+        if given:
+            found = await consumers.set_contacts(
+                session=session, id_teleservice=view.id_teleservice, contacts=given, actor=actor()
+            )
+        else:
+            found = await consumers.contacts_of(session=session, id_teleservice=view.id_teleservice)
+        return view.id_teleservice, found
+
+    id_teleservice, found = run(work)
+    table = Table(title=f"{id_teleservice}: {len(found)} contact(s)")
+    for column in ("role", "name", "email"):
+        table.add_column(column)
+    for contact in found:
+        table.add_row(contact.role.value, contact.name, contact.email)
     console.print(table)
 
 

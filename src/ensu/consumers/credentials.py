@@ -38,6 +38,18 @@ def is_valid_siret(value: str) -> bool:
     return luhn_valid(value)
 
 
+#: An e-mail address as people type it: one ``@``, a dotted domain, no spaces (RFC 5321
+#: limits: 64 octets before the ``@``, 254 in all). Deliverability is the mail's business.
+EMAIL_PATTERN = re.compile(
+    r"[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+
+
+def is_valid_email(value: str) -> bool:
+    """A plausible e-mail address (R-HAB-1 contacts), at most 254 characters."""
+    return len(value) <= 254 and EMAIL_PATTERN.fullmatch(value) is not None
+
+
 def is_valid_identifier(value: str) -> bool:
     """A chosen ``client_id`` or ``ID_Teleservice``: 3-64 of ``A-Z a-z 0-9 . _ -``."""
     return IDENTIFIER_PATTERN.fullmatch(value) is not None

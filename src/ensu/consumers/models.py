@@ -38,6 +38,19 @@ class TeleserviceStatus(enum.StrEnum):
     REVOKED = "revoked"
 
 
+class ContactRole(enum.StrEnum):
+    """Whom the producer writes to about a téléservice (R-HAB-1, R-OPS-4).
+
+    The technical contact receives the means of access (R-HAB-4) and, with the
+    responsable de traitement, every notice of the compliance clock (R-SEC-2, R-SQ-4 to
+    R-SQ-6); the DPO is told of personal-data breaches (R-OPS-3).
+    """
+
+    TECHNIQUE = "technique"
+    RESPONSABLE_TRAITEMENT = "responsable_traitement"
+    DPO = "dpo"
+
+
 class AuthMethod(enum.StrEnum):
     """Client authentication at the token endpoint; the certificate is required by both."""
 
@@ -110,6 +123,22 @@ class TeleserviceCertificate(Base):
     teleservice_id: Mapped[int] = mapped_column(ForeignKey("teleservices.id", ondelete="CASCADE"))
     thumbprint: Mapped[str] = mapped_column(String(43), index=True)
     subject: Mapped[str] = mapped_column(String(1024))
+
+
+class TeleserviceContact(Base):
+    """One contact of a téléservice, at most one per role (R-HAB-1, R-OPS-4)."""
+
+    __tablename__ = "teleservice_contacts"
+    __table_args__ = (UniqueConstraint("teleservice_id", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    teleservice_id: Mapped[int] = mapped_column(
+        ForeignKey("teleservices.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[ContactRole] = mapped_column(string_enum(ContactRole, 32))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class QuotaDecisionRecord(Base):

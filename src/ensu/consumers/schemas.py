@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ensu.certificates import thumbprint_s256
 from ensu.config import Environment
-from ensu.consumers.credentials import is_valid_identifier, is_valid_siret
-from ensu.consumers.models import AuthMethod, TeleserviceStatus
+from ensu.consumers.credentials import is_valid_email, is_valid_identifier, is_valid_siret
+from ensu.consumers.models import AuthMethod, ContactRole, TeleserviceStatus
 from ensu.documents.catalogue import CATALOGUE, CODES
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -151,6 +151,23 @@ class TeleserviceIn(BaseModel):
         if not self.networks:
             raise ValueError("the IP allowlist needs at least one network")
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A téléservice's contact for one role (R-HAB-1); whom notices go to (R-OPS-4)."""
+
+    role: ContactRole
+    name: str
+    email: str
+
+    def __post_init__(self) -> None:
+        name = self.name.strip()
+        if not name or len(name) > 200:
+            raise ValueError("le nom du contact doit compter de 1 à 200 caractères")
+        if not is_valid_email(self.email):
+            raise ValueError(f"adresse électronique invalide : {self.email!r}")
+        object.__setattr__(self, "name", name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,15 +39,18 @@ from ensu.consumers.errors import (
 from ensu.consumers.mention import default_mention
 from ensu.consumers.models import (
     AuthMethod,
+    ContactRole,
     Organisation,
     Teleservice,
     TeleserviceCertificate,
+    TeleserviceContact,
     TeleserviceStatus,
 )
 from ensu.consumers.schemas import (
     DEFAULT_NETWORKS,
     DEFAULT_QUOTAS,
     CertificateRef,
+    Contact,
     CreatedTeleservice,
     Network,
     OrganisationView,
@@ -64,6 +67,7 @@ __all__ = [
     "JustificationMissing",
     "NotFoundError",
     "check_client_secret",
+    "contacts_of",
     "create_organisation",
     "create_teleservice",
     "ensure_organisation",
@@ -75,6 +79,7 @@ __all__ = [
     "replace_certificates",
     "resume",
     "revoke",
+    "set_contacts",
     "suspend",
 ]
 
@@ -585,3 +590,74 @@ async def check_client_secret(view: TeleserviceView | None, secret: str) -> bool
     """
     stored = view.client_secret_hash if view is not None else None
     return await anyio.to_thread.run_sync(credentials.verify_secret, secret, stored)
+
+
+async def set_contacts(
+    *,
+    session: AsyncSession,
+    id_teleservice: str,
+    contacts: Iterable[Contact],
+    actor: str,
+    now: dt.datetime | None = None,
+) -> list[Contact]:
+    """Record the téléservice's contacts, one per role; roles not given are kept.
+
+    The habilitation workflow records them from the request (R-HAB-1, R-HAB-4); the
+    compliance clock, incidents and breaches write to them (R-SEC-2, R-OPS-2 to R-OPS-4).
+    """
+    given = {contact.role: contact for contact in contacts}
+    row = await _row(session, id_teleservice)
+    existing = {
+        contact.role: contact
+        for contact in await session.scalars(
+            select(TeleserviceContact).where(TeleserviceContact.teleservice_id == row.id)
+        )
+    }
+    stamp = _now(now)
+    for role, contact in given.items():
+        record = existing.get(role)
+        if record is None:
+            session.add(
+                TeleserviceContact(
+                    teleservice_id=row.id,
+                    role=role,
+                    name=contact.name,
+                    email=contact.email,
+                    updated_at=stamp,
+                )
+            )
+        else:
+            record.name, record.email, record.updated_at = contact.name, contact.email, stamp
+    await session.flush()
+    if given:
+        await audit.record_event(
+            session=session,
+            tag=EventTag.CONSUMERS_TELESERVICE_CONTACTS_SET,
+            actor=actor,
+            details={
+                "id_teleservice": id_teleservice,
+                "roles": sorted(role.value for role in given),
+            },
+        )
+    return await contacts_of(session=session, id_teleservice=id_teleservice)
+
+
+async def contacts_of(
+    *,
+    session: AsyncSession,
+    id_teleservice: str,
+    roles: Iterable[ContactRole] | None = None,
+) -> list[Contact]:
+    """The téléservice's contacts (optionally of ``roles`` only), in the roles' order."""
+    row = await _row(session, id_teleservice)
+    wanted = set(ContactRole) if roles is None else set(roles)
+    records = await session.scalars(
+        select(TeleserviceContact).where(TeleserviceContact.teleservice_id == row.id)
+    )
+    order = list(ContactRole)
+    found = [
+        Contact(role=record.role, name=record.name, email=record.email)
+        for record in records
+        if record.role in wanted
+    ]
+    return sorted(found, key=lambda contact: order.index(contact.role))

@@ -140,3 +140,28 @@ def test_create_refuses_a_quota_above_the_default(run: Invoke, tmp_path: Path) -
     assert run("consumers", "list").output.count("Aides") == 0  # nothing was created
     accepted = _create(run, pem, "--quota", "50")
     assert accepted.exit_code == 0, accepted.output
+
+
+def test_contacts_are_set_and_shown(run: Invoke, tmp_path: Path) -> None:
+    """``ensu consumers contacts``: whom the producer writes to (R-HAB-1, R-OPS-4)."""
+    pem = tmp_path / "client.pem"
+    pem.write_text(make_certificate("contacts").pem)
+    assert _create(run, pem, "--client-id", "with-contacts").exit_code == 0
+    empty = run("consumers", "contacts", "with-contacts")
+    assert empty.exit_code == 0, empty.output
+    assert "0 contact(s)" in empty.output
+    set_ = run(
+        "consumers", "contacts", "with-contacts",
+        "--role", "technique", "--name", "Théo", "--email", "theo@example.fr",
+    )  # fmt: skip
+    assert set_.exit_code == 0, set_.output
+    assert "theo@example.fr" in run("consumers", "contacts", "with-contacts").output
+    bad = run(
+        "consumers", "contacts", "with-contacts",
+        "--role", "dpo", "--name", "D", "--email", "not-an-address",
+    )  # fmt: skip
+    assert bad.exit_code == 1
+    assert "adresse électronique invalide" in bad.output
+    half = run("consumers", "contacts", "with-contacts", "--role", "dpo")
+    assert half.exit_code == 1
+    assert "go together" in half.output

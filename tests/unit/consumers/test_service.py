@@ -17,9 +17,9 @@ from ensu.clock import legal_date
 from ensu.config import Environment
 from ensu.consumers import quota as quotas
 from ensu.consumers import service as consumers
-from ensu.consumers.models import AuthMethod, Teleservice, TeleserviceStatus
+from ensu.consumers.models import AuthMethod, ContactRole, Teleservice, TeleserviceStatus
 from ensu.consumers.quota import QuotaGrant, QuotaJustification
-from ensu.consumers.schemas import CertificateRef, CreatedTeleservice
+from ensu.consumers.schemas import CertificateRef, Contact, CreatedTeleservice
 from tests.support.certs import SIRET, create_client, make_certificate
 from tests.support.quota import TEST_GRANT
 
@@ -392,3 +392,49 @@ async def test_list_filters(sessionmaker: async_sessionmaker[AsyncSession]) -> N
     assert [v.client_id for v in suspended] == [sandbox.client_id]
     assert len(of_org) == 2
     assert of_other == []
+
+
+async def test_contacts_one_per_role_updated_in_place(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Contacts of a téléservice (R-HAB-1): set by role, kept when not given, journaled."""
+    async with sessionmaker() as session, session.begin():
+        created = await _create(session)
+        ident = created.id_teleservice
+        await consumers.set_contacts(
+            session=session,
+            id_teleservice=ident,
+            contacts=[
+                Contact(ContactRole.DPO, "Dora", "dpo@example.fr"),
+                Contact(ContactRole.TECHNIQUE, "Théo", "tech@example.fr"),
+            ],
+            actor="t",
+        )
+    async with sessionmaker() as session, session.begin():
+        found = await consumers.set_contacts(
+            session=session,
+            id_teleservice=ident,
+            contacts=[Contact(ContactRole.TECHNIQUE, " Tina ", "tina@example.fr")],
+            actor="t",
+        )
+    assert found == [
+        Contact(ContactRole.TECHNIQUE, "Tina", "tina@example.fr"),
+        Contact(ContactRole.DPO, "Dora", "dpo@example.fr"),
+    ]
+    async with sessionmaker() as session:
+        technical = await consumers.contacts_of(
+            session=session, id_teleservice=ident, roles=[ContactRole.TECHNIQUE]
+        )
+        tags = await _tags(session)
+    assert [contact.email for contact in technical] == ["tina@example.fr"]
+    assert tags.count(str(EventTag.CONSUMERS_TELESERVICE_CONTACTS_SET)) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "email"),
+    [("", "a@b.fr"), ("A", "a@b"), ("A", "a b@c.fr"), ("A", "@c.fr"), ("A", "a@@c.fr"),
+     ("A", "x" * 65 + "@c.fr"), ("A", "a@" + "c" * 250 + ".fr"), ("A" * 201, "a@b.fr")],
+)  # fmt: skip
+def test_a_contact_is_validated(name: str, email: str) -> None:
+    with pytest.raises(ValueError, match=r"contact|adresse"):
+        Contact(ContactRole.DPO, name, email)

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 from ensu import db
 from ensu.audit.router import router as journal_router
 from ensu.audit.service import Journal
+from ensu.compliance.jobs import Scheduler
 from ensu.config import Settings, get_settings
 from ensu.documents import catalogue
 from ensu.documents import service as documents
@@ -57,7 +58,8 @@ SWITCH_INTERVAL_SECONDS = 0.0005
 def create_app(settings: Settings | None = None, *, served: bool = False) -> FastAPI:
     """The ASGI application for ``settings`` (default: read from the environment);
     ``served``: as ``ensu serve`` runs it, with the availability probe and the operators'
-    listener (metrics, health) beside the API (:func:`ensu.operations.service.start`)."""
+    listener (metrics, health) beside the API (:func:`ensu.operations.service.start`),
+    and the compliance clock (:class:`ensu.compliance.jobs.Scheduler`)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -83,6 +85,16 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
         runtime = await operations.start(
             state=app.state, settings=settings, sessionmaker=sessionmaker, served=served
         )
+        # The compliance clock (R-SEC-2, R-SQ-5, R-SQ-6, R-TR-4): its due jobs, in the
+        # served process only; two instances (or cron) never run a job's day twice.
+        scheduler = None
+        if served and settings.jobs_enabled:
+            scheduler = Scheduler(
+                sessionmaker=sessionmaker,
+                settings=settings,
+                interval=settings.jobs_interval_seconds,
+            )
+            await scheduler.start()
         # Everything loaded so far (modules, mappers, schemas) lives as long as the
         # process: out of the collector's sight, a full collection no longer scans it
         # (each one paused the loop about 120 ms, the p99 of the bench's bench).
@@ -90,6 +102,8 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.close()
             await runtime.close()
             await app.state.journal.close()
             await app.state.authority.close()

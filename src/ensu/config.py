@@ -121,6 +121,12 @@ class Settings(BaseSettings):
     probe_id_teleservice: str | None = None
     probe_cert: Path | None = None
     probe_key: Path | None = None
+    #: The compliance clock (ensu.compliance.jobs): run its due jobs inside ``ensu serve``
+    #: every ``jobs_interval_seconds`` (cron can run ``ensu jobs run-due`` instead).
+    jobs_enabled: bool = True
+    jobs_interval_seconds: float = Field(default=60.0, ge=1, le=3600)
+    #: Count working days with the Alsace-Moselle holidays (Good Friday, 26 December).
+    calendar_alsace_moselle: bool = False
 
     @model_validator(mode="before")
     @classmethod

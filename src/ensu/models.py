@@ -1,6 +1,7 @@
 """Imports every feature's tables so that ``Base.metadata`` is complete (for Alembic)."""
 
 from ensu.audit import models as audit_models
+from ensu.compliance import models as compliance_models
 from ensu.consumers import models as consumers_models
 from ensu.documents import models as documents_models
 from ensu.gateway.quota import models as quota_models
@@ -9,6 +10,7 @@ from ensu.operations import models as operations_models
 
 __all__ = [
     "audit_models",
+    "compliance_models",
     "consumers_models",
     "documents_models",
     "oauth_models",

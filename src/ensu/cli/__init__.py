@@ -6,10 +6,13 @@ import typer
 
 from ensu.cli import (
     availability,
+    calendar,
+    compliance,
     consumers,
     db,
     documents,
     edge,
+    jobs,
     journal,
     keys,
     maintenance,
@@ -34,6 +37,9 @@ app.add_typer(journal.app, name="journal")
 app.add_typer(edge.app, name="edge")
 app.add_typer(maintenance.app, name="maintenance")
 app.add_typer(availability.app, name="availability")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(calendar.app, name="calendar")
+app.add_typer(compliance.app, name="compliance")
 app.command("serve")(serve.serve)
 
 

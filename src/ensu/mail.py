@@ -19,7 +19,10 @@ import smtplib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 
 from ensu.config import Settings, SmtpSecurity
@@ -43,27 +46,32 @@ class SentMail:
     subject: str
 
 
-def build_message(
-    settings: Settings, *, to: Sequence[str], subject: str, body: str
-) -> EmailMessage:
-    """A plain-text UTF-8 message (French notices keep their accents)."""
+def build_message(settings: Settings, *, to: Sequence[str], subject: str, body: str) -> Message:
+    """A plain-text UTF-8 message (French notices keep their accents).
+
+    The subject is encoded by :class:`email.header.Header` (RFC 2047 words, folded
+    whole): Python 3.11's default policy drops the space between two encoded words when
+    it folds a long accented subject ("demandée — Téléservice" arrived as
+    "demandée —Téléservice"). The body is quoted-printable, readable as it travels.
+    """
     if not to:
         raise MailError("a message needs at least one recipient")
     for header_value in (subject, *to):
         if "\n" in header_value or "\r" in header_value:
             raise MailError("line breaks are not allowed in a header")  # header injection
-    message = EmailMessage()
+    charset = Charset("utf-8")
+    charset.body_encoding = QP
+    message = MIMEText(body, "plain", charset)  # type: ignore[arg-type]  # a Charset is accepted
     message["From"] = settings.mail_sender
     message["To"] = ", ".join(to)
-    message["Subject"] = subject
+    message["Subject"] = Header(subject, "utf-8", header_name="Subject")  # type: ignore[assignment]
     message["Date"] = formatdate(localtime=False, usegmt=True)
     domain = settings.mail_sender.rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
-    message.set_content(body, charset="utf-8")
     return message
 
 
-def _deliver(settings: Settings, message: EmailMessage) -> None:
+def _deliver(settings: Settings, message: Message) -> None:
     host = settings.smtp_host
     assert host is not None  # checked by send_mail
     timeout = settings.smtp_timeout_seconds

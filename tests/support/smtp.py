@@ -4,7 +4,7 @@ every feature that mails (R-OPS-4)."""
 from __future__ import annotations
 
 import email
-import email.header
+import email.policy
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +21,7 @@ class Inbox:
         self.messages: list[tuple[str, list[str], Message]] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.content)
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
         return "250 OK"
 
@@ -35,7 +35,8 @@ class Inbox:
 
 
 def decoded(header: str) -> str:
-    return str(email.header.make_header(email.header.decode_header(header)))
+    """The header as a person reads it (the default policy has unfolded and decoded it)."""
+    return str(header)
 
 
 def body_of(message: Message) -> str:

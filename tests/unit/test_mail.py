@@ -9,7 +9,7 @@ import pytest
 
 from ensu.config import Settings
 from ensu.mail import MailError, MailNotConfigured, build_message, send_mail
-from tests.support.smtp import Inbox, free_port
+from tests.support.smtp import Inbox, body_of, decoded, free_port
 from tests.support.smtp import smtp_server as real_smtp_server
 
 pytestmark = pytest.mark.anyio
@@ -39,6 +39,18 @@ async def test_a_message_reaches_the_server_with_its_accents(
     assert isinstance(payload, bytes)
     assert payload.decode("utf-8").strip() == "Votre demande est validée."
     assert sent.message_id == message["Message-ID"]
+
+
+async def test_a_long_accented_subject_keeps_its_spaces(smtp_server: tuple[Inbox, int]) -> None:
+    """Folded over several RFC 2047 words, every space survives (R-OPS-4)."""
+    inbox, port = smtp_server
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port)
+    subject = "Risque critique : résolution demandée — Téléservice zêta de l'organisation"
+    body = "Ligne accentuée : « déjà »\n" + "é" * 200
+    await send_mail(settings, to=["tech@example.fr"], subject=subject, body=body)
+    message = inbox.messages[0][2]
+    assert decoded(message["Subject"]) == subject
+    assert body_of(message).replace("\r\n", "\n").rstrip("\n") == body
 
 
 async def test_no_host_sends_nothing() -> None:

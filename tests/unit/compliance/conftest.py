@@ -4,13 +4,13 @@ production téléservices with their contacts; the clock is injected (``at``).""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ensu import clock
+from ensu import clock, db
 from ensu.compliance import jobs, notices
 from ensu.config import Environment, Settings
 from ensu.consumers import service as consumers
@@ -98,8 +98,7 @@ def inbox_port() -> Iterator[tuple[Inbox, int]]:
         yield server
 
 
-@pytest.fixture
-async def world(
+def _world(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
     inbox_port: tuple[Inbox, int],
@@ -109,3 +108,26 @@ async def world(
         update={"smtp_host": "127.0.0.1", "smtp_port": port, "mail_sender": "dgfip@example.fr"}
     )
     return World(mailing, sessionmaker, inbox)
+
+
+@pytest.fixture
+def world(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    inbox_port: tuple[Inbox, int],
+) -> World:
+    """On SQLite and on PostgreSQL."""
+    return _world(settings, sessionmaker, inbox_port)
+
+
+@pytest.fixture
+async def sqlite_world(
+    sqlite_settings: Settings, inbox_port: tuple[Inbox, int]
+) -> AsyncIterator[World]:
+    """On SQLite only: for the long runs of the clock (months of days), whose storage
+    behaviour the tests on both databases already cover."""
+    engine = db.make_engine(sqlite_settings.database_url)
+    try:
+        yield _world(sqlite_settings, db.make_sessionmaker(engine), inbox_port)
+    finally:
+        await engine.dispose()

@@ -22,6 +22,7 @@ from importlib import resources
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from ensu import clock
 from ensu.accounts.principal import Actor, ActorKind
@@ -52,6 +53,7 @@ class TermsView:
     version: str
     effective_on: dt.date
     sha256: str
+    builtin: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ def _view(row: TermsVersion) -> TermsView:
         version=row.version,
         effective_on=row.effective_on,
         sha256=row.sha256,
+        builtin=row.builtin,
     )
 
 
@@ -118,7 +121,11 @@ async def versions(
     *, session: AsyncSession, environment: Environment | None = None
 ) -> list[TermsView]:
     await ensure_builtin_terms(session=session)
-    statement = select(TermsVersion).order_by(TermsVersion.effective_on, TermsVersion.id)
+    statement = (
+        select(TermsVersion)
+        .options(defer(TermsVersion.text))  # 40 kB each: the list never needs it
+        .order_by(TermsVersion.effective_on, TermsVersion.id)
+    )
     if environment is not None:
         statement = statement.where(TermsVersion.environment == environment)
     return [_view(row) for row in await session.scalars(statement)]
@@ -327,11 +334,7 @@ async def remind(*, session: AsyncSession, today: dt.date, now: dt.datetime) -> 
     await ensure_builtin_terms(session=session, now=now)
     reminded = 0
     for environment in Environment:
-        in_force = await _version(
-            session,
-            environment,
-            (await terms_in_force(session=session, environment=environment, today=today)).version,
-        )
+        in_force = await terms_in_force(session=session, environment=environment, today=today)
         if in_force.builtin:
             continue
         period = (today - in_force.effective_on).days // REMINDER_EVERY_DAYS

@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
                 interval=settings.jobs_interval_seconds,
             )
             await scheduler.start()
+        app.state.compliance_clock = scheduler
         # Everything loaded so far (modules, mappers, schemas) lives as long as the
         # process: out of the collector's sight, a full collection no longer scans it
         # (each one paused the loop about 120 ms, the p99 of the bench's bench).

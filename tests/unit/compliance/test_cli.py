@@ -67,3 +67,39 @@ def test_without_smtp_the_notices_wait(run: Invoke, sqlite_settings: Settings) -
     assert "ENSU_SMTP_HOST is not set, pending notices kept" in result.output
     assert "2 notice(s) waiting" in run("jobs", "list", "--now", "2026-01-15T10:00").output
     assert run("jobs", "run-due", "--now", "bad").exit_code == 2
+
+
+def test_an_operator_records_and_reads_with_ensu_compliance(
+    run: Invoke, sqlite_settings: Settings
+) -> None:
+    asyncio.run(_setup(sqlite_settings, Inbox(), "delta"))
+    recorded = run(
+        "compliance", "commitment", "set", "TS-DELTA", "--kind", "questionnaire",
+        "--date", "2025-12-01", "--submitted",
+    )  # fmt: skip
+    assert recorded.exit_code == 0, recorded.output
+    assert "(questionnaire, submitted): next one due by 2028-12-01" in recorded.output
+    commitment_id = recorded.output.split()[1]
+    assert run("compliance", "commitment", "validate", commitment_id).exit_code == 0
+    listing = run("compliance", "commitment", "list", "TS-DELTA").output
+    assert "superseded" in listing
+    assert "validated" in listing
+    refused = run(
+        "compliance", "resiliation", "request", "TS-DELTA", "--party", "consumer",
+        "--reason", "Fin.", "--effective", "2026-01-01",
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert "préavis de deux mois" in refused.output
+    deadlines = run("compliance", "deadlines", "--siret", "13000000000005").output
+    assert "2028-12-01" in deadlines
+    assert "v2023-11" in run("compliance", "terms", "list").output
+    assert run("jobs", "run-due", "--now", "2028-11-01T09:00").exit_code == 0  # 30 days to go
+    notices = run("compliance", "notices", "13000000000005").output
+    assert "Rappel" in notices
+    assert "pending" in notices  # no SMTP here: kept, to be sent
+    early = run(
+        "compliance", "change", "announce", "--title", "T", "--description", "D",
+        "--effective", "2020-01-01",
+    )  # fmt: skip
+    assert early.exit_code == 1
+    assert "jours ouvrés" in early.output

@@ -97,3 +97,57 @@ async def test_a_slot_is_the_paris_day() -> None:
     assert jobs.next_midnight(dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC)) == dt.datetime(
         2026, 7, 1, 22, tzinfo=dt.UTC
     )
+
+
+async def test_the_server_runs_the_clock_in_the_background(world: World) -> None:
+    """``ensu serve``'s loop (ENSU_JOBS_ENABLED): the day's jobs run without anyone."""
+    scheduler = jobs.Scheduler(
+        sessionmaker=world.sessionmaker, settings=world.settings, interval=3600
+    )
+    await scheduler.start()
+    try:
+        for _ in range(200):
+            async with world.sessionmaker() as session:
+                done = list(await session.scalars(select(JobRun.outcome)))
+            if len(done) == len(jobs.JOBS) and "running" not in done:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await scheduler.close()
+    assert done == ["ok"] * len(jobs.JOBS)
+
+
+async def test_the_deadlines_of_an_organisation_and_of_the_coming_days(world: World) -> None:
+    ts = await due_in_45_days(world, "delta", D(2026, 1, 15))
+    other = await world.teleservice("epsilon", siret="35600000000048")
+    async with world.sessionmaker() as session, session.begin():
+        await compliance.record_risk(
+            session=session,
+            id_teleservice=other,
+            description="Journalisation absente.",
+            resolution_deadline=D(2026, 2, 1),
+            actor=OPERATOR,
+            now=at(D(2026, 1, 15)),
+        )
+        await compliance.request_resiliation(
+            session=session,
+            id_teleservice=ts,
+            party=compliance.Party.PRODUCER,
+            reason="Fin de la convention.",
+            effective_on=D(2026, 6, 30),
+            actor=OPERATOR,
+            now=at(D(2026, 1, 15)),
+        )
+    async with world.sessionmaker() as session:
+        mine = await compliance.deadlines_of(
+            session=session, organisation_siret="13000000000005", today=D(2026, 1, 15)
+        )
+        coming = await compliance.upcoming_deadlines(session=session, today=D(2026, 1, 15))
+    assert [(d.on, d.kind, d.id_teleservice) for d in mine] == [
+        (D(2026, 3, 1), "commitment", ts),
+        (D(2026, 6, 30), "resiliation", ts),
+    ]
+    assert [(d.on, d.kind) for d in coming] == [
+        (D(2026, 2, 1), "risk"),
+        (D(2026, 3, 1), "commitment"),
+    ]  # the resiliation is 166 days away

@@ -10,7 +10,6 @@ the environment is told in writing (R-OPS-4).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,22 +22,13 @@ from ensu.compliance import notices
 from ensu.compliance.calendar import add_working_days
 from ensu.compliance.errors import Refused
 from ensu.compliance.models import ChangeAnnouncement
+from ensu.compliance.schemas import ChangeView
 from ensu.config import Environment
 from ensu.consumers import service as consumers
 from ensu.consumers.models import TeleserviceStatus
 
 STANDARD_NOTICE_WORKING_DAYS = 14
 EMERGENCY_NOTICE_WORKING_DAYS = 7
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeView:
-    id: int
-    environment: Environment
-    title: str
-    announced_on: dt.date
-    effective_on: dt.date
-    emergency_reason: str | None
 
 
 def _view(row: ChangeAnnouncement) -> ChangeView:

@@ -22,7 +22,6 @@ earlier ones are not sent late.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +41,7 @@ from ensu.compliance.models import (
     SecurityCommitment,
     SuspensionCause,
 )
+from ensu.compliance.schemas import CommitmentView, RiskView
 from ensu.config import Environment
 from ensu.consumers import service as consumers
 from ensu.consumers.models import TeleserviceStatus
@@ -57,28 +57,6 @@ KIND_LABELS = {
     CommitmentKind.HOMOLOGATION: "attestation d'homologation de sécurité",
     CommitmentKind.QUESTIONNAIRE: "questionnaire de sécurité",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CommitmentView:
-    id: int
-    id_teleservice: str
-    organisation_siret: str
-    kind: CommitmentKind
-    reference_date: dt.date
-    deadline: dt.date
-    status: CommitmentStatus
-    reservations: str | None
-    provisional: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RiskView:
-    id: int
-    id_teleservice: str
-    description: str
-    resolution_deadline: dt.date | None
-    resolved: bool
 
 
 def deadline_of(kind: CommitmentKind, reference_date: dt.date) -> dt.date:

@@ -24,6 +24,7 @@ from ensu import mail
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
 from ensu.compliance.models import Notice
+from ensu.compliance.schemas import NoticeView
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import ContactRole
@@ -39,22 +40,6 @@ CLAIM_TIMEOUT = dt.timedelta(minutes=10)
 BOTH = (ContactRole.TECHNIQUE, ContactRole.RESPONSABLE_TRAITEMENT)
 TECHNICAL = (ContactRole.TECHNIQUE,)
 SIGNATURE = "\n\n--\nDGFIP — API ENSU Documents (message automatique, conservé au dossier)"
-
-
-@dataclass(frozen=True, slots=True)
-class NoticeView:
-    """A notice as the portal and the CLI show it."""
-
-    id: int
-    kind: str
-    organisation_siret: str | None
-    id_teleservice: str | None
-    recipient: str | None
-    subject: str
-    body: str
-    status: str
-    created_at: dt.datetime
-    sent_at: dt.datetime | None
 
 
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:

@@ -16,7 +16,6 @@ The end of delivery (``ended_at``) starts the 6 years of retention (R-TR-4).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +29,7 @@ from ensu.compliance.calendar import add_months
 from ensu.compliance.commitments import teleservice
 from ensu.compliance.errors import Refused
 from ensu.compliance.models import Party, Resiliation, ResiliationKind
+from ensu.compliance.schemas import ResiliationView
 from ensu.consumers import service as consumers
 from ensu.consumers.models import TeleserviceStatus
 from ensu.consumers.schemas import TeleserviceView
@@ -37,19 +37,6 @@ from ensu.consumers.schemas import TeleserviceView
 #: CGU §14: "un préavis de deux mois".
 NOTICE_MONTHS = 2
 PARTY_LABELS = {Party.CONSUMER: "le consommateur de l'API", Party.PRODUCER: "la DGFIP"}
-
-
-@dataclass(frozen=True, slots=True)
-class ResiliationView:
-    id: int
-    id_teleservice: str
-    organisation_siret: str
-    party: Party
-    kind: ResiliationKind
-    reason: str
-    requested_on: dt.date
-    effective_on: dt.date
-    ended: bool
 
 
 def _view(row: Resiliation) -> ResiliationView:

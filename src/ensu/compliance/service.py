@@ -24,7 +24,6 @@ The jobs that enforce the dates are in :mod:`ensu.compliance.jobs`.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -32,11 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from ensu import clock
-from ensu.compliance.changes import ChangeView, announce_change, changes
+from ensu.compliance.changes import announce_change, changes
 from ensu.compliance.commitments import (
     KIND_LABELS,
-    CommitmentView,
-    RiskView,
     commitment_in_force,
     deadline_of,
     record_commitment,
@@ -55,17 +52,24 @@ from ensu.compliance.models import (
     Resiliation,
     SecurityCommitment,
 )
-from ensu.compliance.notices import NoticeView, notices_of
+from ensu.compliance.notices import notices_of
 from ensu.compliance.resiliations import (
-    ResiliationView,
     end_of_legal_basis,
     request_resiliation,
     resiliations,
 )
 from ensu.compliance.retention import register_purger
-from ensu.compliance.terms import (
+from ensu.compliance.schemas import (
+    ChangeView,
+    CommitmentView,
+    Deadline,
+    NoticeView,
+    ResiliationView,
+    RiskView,
     TermsStatus,
     TermsView,
+)
+from ensu.compliance.terms import (
     accept_terms,
     publish_terms,
     terms_in_force,
@@ -112,17 +116,6 @@ __all__ = [
 
 #: The span of "the coming deadlines" view (the first reminder is 120 days ahead).
 UPCOMING_DAYS = 120
-
-
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """One dated obligation, as the portal lists it (French ``label``)."""
-
-    on: dt.date
-    kind: str  # commitment, risk, resiliation, change
-    label: str
-    organisation_siret: str | None
-    id_teleservice: str | None
 
 
 async def _deadlines(

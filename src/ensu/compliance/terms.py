@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
 from importlib import resources
 
 from sqlalchemy import select
@@ -31,6 +30,7 @@ from ensu.audit.tags import EventTag
 from ensu.compliance import notices
 from ensu.compliance.errors import NotFound, Refused
 from ensu.compliance.models import TermsAcceptance, TermsVersion
+from ensu.compliance.schemas import TermsStatus, TermsView
 from ensu.config import Environment
 from ensu.consumers import service as consumers
 from ensu.consumers.models import TeleserviceStatus
@@ -44,30 +44,6 @@ BUILTIN_FILES = {
 }
 REMINDER_EVERY_DAYS = 30
 NAMES = {Environment.SANDBOX: "bac à sable", Environment.PRODUCTION: "production"}
-
-
-@dataclass(frozen=True, slots=True)
-class TermsView:
-    id: int
-    environment: Environment
-    version: str
-    effective_on: dt.date
-    sha256: str
-    builtin: bool
-
-
-@dataclass(frozen=True, slots=True)
-class TermsStatus:
-    """What the portal shows an organisation for one environment it exchanges in."""
-
-    environment: Environment
-    in_force: TermsView
-    accepted_version: str | None
-    accepted_at: dt.datetime | None
-
-    @property
-    def up_to_date(self) -> bool:
-        return self.accepted_version == self.in_force.version
 
 
 def _view(row: TermsVersion) -> TermsView:

@@ -108,13 +108,12 @@ async def announce_change(
     for view in await consumers.list_teleservices(session=session, environment=environment):
         if view.status is TeleserviceStatus.REVOKED:
             continue
-        await notices.write(
+        await notices.tell(
             session=session,
+            target=view,
+            roles=notices.TECHNICAL,
             key=f"change:{row.id}:{view.id_teleservice}",
             kind="change",
-            recipients=await notices.contacts(
-                session=session, id_teleservice=view.id_teleservice, roles=notices.TECHNICAL
-            ),
             subject=f"Évolution de l'API ENSU Documents le {effective_on:%d/%m/%Y} : {title}",
             body=(
                 f"Bonjour,\n\nUne évolution de l'API ENSU Documents s'appliquera le"
@@ -122,8 +121,6 @@ async def announce_change(
                 f" ({view.id_teleservice}).\n\n{title}\n\n{description}{urgency}"
             ),
             now=moment,
-            organisation_siret=view.organisation_siret,
-            id_teleservice=view.id_teleservice,
         )
     return _view(row)
 

@@ -370,11 +370,11 @@ async def lift(
         actor=actor.label,
         details={"id_teleservice": id_teleservice, "cause": cause.value, "reason": reason},
     )
-    await notices.write(
+    await notices.tell(
         session=session,
+        target=target,
         key=f"restored:{id_teleservice}:{lifted[0].id}",
         kind="restoration",
-        recipients=await notices.contacts(session=session, id_teleservice=id_teleservice),
         subject=f"Rétablissement de l'échange — {target.name}",
         body=(
             f"Bonjour,\n\nL'échange de données du téléservice {target.name}"
@@ -382,8 +382,6 @@ async def lift(
             f" {reason}."
         ),
         now=now,
-        organisation_siret=target.organisation_siret,
-        id_teleservice=id_teleservice,
     )
     return True
 
@@ -440,11 +438,11 @@ async def record_risk(
     if resolution_deadline is None:
         await _cut_for_risk(session, target, row, actor, moment)
     else:
-        await notices.write(
+        await notices.tell(
             session=session,
+            target=target,
             key=f"risk:{row.id}:demand",
             kind="risk",
-            recipients=await notices.contacts(session=session, id_teleservice=id_teleservice),
             subject=f"Risque critique : résolution demandée — {target.name}",
             body=(
                 f"Bonjour,\n\nL'analyse de sécurité du téléservice {target.name}"
@@ -454,8 +452,6 @@ async def record_risk(
                 " (CGU §3.4.2)."
             ),
             now=moment,
-            organisation_siret=target.organisation_siret,
-            id_teleservice=id_teleservice,
         )
     return _risk_view(row)
 
@@ -484,11 +480,11 @@ async def _cut_for_risk(
         now=moment,
     ):
         return
-    await notices.write(
+    await notices.tell(
         session=session,
+        target=target,
         key=f"risk:{risk.id}:cut",
         kind="suspension",
-        recipients=await notices.contacts(session=session, id_teleservice=target.id_teleservice),
         subject=f"Suspension de l'échange : risque critique — {target.name}",
         body=(
             f"Bonjour,\n\nL'échange de données du téléservice {target.name}"
@@ -497,8 +493,6 @@ async def _cut_for_risk(
             " constatée par la DGFIP (CGU §3.4.2)."
         ),
         now=moment,
-        organisation_siret=target.organisation_siret,
-        id_teleservice=target.id_teleservice,
     )
 
 
@@ -612,11 +606,11 @@ async def _remind(
         if row.kind is CommitmentKind.HOMOLOGATION
         else f"le questionnaire de sécurité date du {_fr(row.reference_date)}"
     )
-    return await notices.write(
+    return await notices.tell(
         session=session,
+        target=target,
         key=f"commitment:{row.id}:reminder:{threshold}",
         kind="reminder",
-        recipients=await notices.contacts(session=session, id_teleservice=target.id_teleservice),
         subject=f"Rappel : {label} à renouveler avant le {_fr(row.deadline)} — {target.name}",
         body=(
             f"Bonjour,\n\nPour le téléservice {target.name} ({target.id_teleservice}), {what}."
@@ -625,8 +619,6 @@ async def _remind(
             " sera suspendu le lendemain jusqu'à sa transmission (CGU §3.4)."
         ),
         now=now,
-        organisation_siret=target.organisation_siret,
-        id_teleservice=target.id_teleservice,
     )
 
 
@@ -649,11 +641,11 @@ async def _suspend_late(
         now=now,
     ):
         return 0
-    await notices.write(
+    await notices.tell(
         session=session,
+        target=target,
         key=f"commitment:{row.id}:suspended",
         kind="suspension",
-        recipients=await notices.contacts(session=session, id_teleservice=target.id_teleservice),
         subject=f"Suspension de l'échange — {target.name}",
         body=(
             f"Bonjour,\n\nFaute de nouvelle {label} transmise au {_fr(row.deadline)},"
@@ -662,7 +654,5 @@ async def _suspend_late(
             " nouvelle attestation par la DGFIP (CGU §3.4)."
         ),
         now=now,
-        organisation_siret=target.organisation_siret,
-        id_teleservice=target.id_teleservice,
     )
     return 1

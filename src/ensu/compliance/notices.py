@@ -28,6 +28,7 @@ from ensu.compliance.schemas import NoticeView
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import ContactRole
+from ensu.consumers.schemas import TeleserviceView
 
 logger = logging.getLogger("ensu.compliance")
 
@@ -114,6 +115,33 @@ async def write(
     if None in targets:
         logger.warning("notice %s: no contact to write to (kept, not sent)", key)
     return len(keys) - len(existing)
+
+
+async def tell(
+    *,
+    session: AsyncSession,
+    target: TeleserviceView,
+    key: str,
+    kind: str,
+    subject: str,
+    body: str,
+    now: dt.datetime,
+    roles: Sequence[ContactRole] = BOTH,
+) -> int:
+    """:func:`write` to the contacts of ``roles`` of the téléservice ``target``."""
+    return await write(
+        session=session,
+        key=key,
+        kind=kind,
+        recipients=await contacts(
+            session=session, id_teleservice=target.id_teleservice, roles=roles
+        ),
+        subject=subject,
+        body=body,
+        now=now,
+        organisation_siret=target.organisation_siret,
+        id_teleservice=target.id_teleservice,
+    )
 
 
 async def notices_of(

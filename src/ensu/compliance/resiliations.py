@@ -198,11 +198,11 @@ async def _record(
     if effective <= today:
         await _end(session, row, target, actor, moment)
         return _view(row)
-    await notices.write(
+    await notices.tell(
         session=session,
+        target=target,
         key=f"resiliation:{row.id}:requested",
         kind="resiliation",
-        recipients=await notices.contacts(session=session, id_teleservice=target.id_teleservice),
         subject=f"Résiliation de l'échange au {_fr(effective)} — {target.name}",
         body=(
             f"Bonjour,\n\n{PARTY_LABELS[party].capitalize()} met fin à l'échange de données"
@@ -211,8 +211,6 @@ async def _record(
             " l'échange est maintenu conformément aux CGU (§14)."
         ),
         now=moment,
-        organisation_siret=target.organisation_siret,
-        id_teleservice=target.id_teleservice,
     )
     return _view(row)
 
@@ -245,11 +243,11 @@ async def _end(
         ResiliationKind.SECURITY: "coupure immédiate pour un motif de sécurité",
         ResiliationKind.LEGAL_BASIS: "le fondement juridique de l'échange a cessé",
     }[row.kind]
-    await notices.write(
+    await notices.tell(
         session=session,
+        target=target,
         key=f"resiliation:{row.id}:ended",
         kind="resiliation",
-        recipients=await notices.contacts(session=session, id_teleservice=target.id_teleservice),
         subject=f"Fin de l'échange — {target.name}",
         body=(
             f"Bonjour,\n\nL'échange de données du téléservice {target.name}"
@@ -257,8 +255,6 @@ async def _end(
             f" {_fr(clock.legal_date(moment))} : {why}.\n\nMotif : {row.reason}"
         ),
         now=moment,
-        organisation_siret=target.organisation_siret,
-        id_teleservice=target.id_teleservice,
     )
 
 

@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from ensu.accounts.principal import Actor
+from ensu.app import create_app
 from ensu.audit.models import Event
 from ensu.compliance import jobs
 from ensu.compliance import service as compliance
 from ensu.compliance.models import CommitmentKind, JobRun
+from ensu.config import Settings
 from tests.unit.compliance.conftest import World, at
 
 pytestmark = pytest.mark.anyio
@@ -151,3 +153,20 @@ async def test_the_deadlines_of_an_organisation_and_of_the_coming_days(world: Wo
         (D(2026, 2, 1), "risk"),
         (D(2026, 3, 1), "commitment"),
     ]  # the resiliation is 166 days away
+
+
+async def test_ensu_serve_s_app_carries_the_clock(sqlite_settings: Settings) -> None:
+    """``create_app(served=True)``, as ``ensu serve`` makes it, runs the clock; the app
+    of the tests (not served) and ``ENSU_JOBS_ENABLED=false`` do not."""
+    quiet = {"probe_enabled": False, "metrics_port": 0}
+    served = create_app(sqlite_settings.model_copy(update=quiet), served=True)
+    async with served.router.lifespan_context(served):
+        assert isinstance(served.state.compliance_clock, jobs.Scheduler)
+    for app in (
+        create_app(sqlite_settings),
+        create_app(
+            sqlite_settings.model_copy(update={**quiet, "jobs_enabled": False}), served=True
+        ),
+    ):
+        async with app.router.lifespan_context(app):
+            assert app.state.compliance_clock is None

@@ -15,14 +15,14 @@ retried here: the caller decides whether to retry (its record says what was sent
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import smtplib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.charset import QP, Charset
+from email import message_from_bytes
 from email.header import Header
-from email.message import Message
-from email.mime.text import MIMEText
+from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from ensu.config import Settings, SmtpSecurity
@@ -46,32 +46,41 @@ class SentMail:
     subject: str
 
 
-def build_message(settings: Settings, *, to: Sequence[str], subject: str, body: str) -> Message:
-    """A plain-text UTF-8 message (French notices keep their accents).
-
-    The subject is encoded by :class:`email.header.Header` (RFC 2047 words, folded
-    whole): Python 3.11's default policy drops the space between two encoded words when
-    it folds a long accented subject ("demandée — Téléservice" arrived as
-    "demandée —Téléservice"). The body is quoted-printable, readable as it travels.
-    """
+def build_message(
+    settings: Settings, *, to: Sequence[str], subject: str, body: str
+) -> EmailMessage:
+    """A plain-text UTF-8 message (French notices keep their accents)."""
     if not to:
         raise MailError("a message needs at least one recipient")
     for header_value in (subject, *to):
         if "\n" in header_value or "\r" in header_value:
             raise MailError("line breaks are not allowed in a header")  # header injection
-    charset = Charset("utf-8")
-    charset.body_encoding = QP
-    message = MIMEText(body, "plain", charset)  # type: ignore[arg-type]  # a Charset is accepted
+    message = EmailMessage()
     message["From"] = settings.mail_sender
     message["To"] = ", ".join(to)
-    message["Subject"] = Header(subject, "utf-8", header_name="Subject")  # type: ignore[assignment]
     message["Date"] = formatdate(localtime=False, usegmt=True)
     domain = settings.mail_sender.rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
-    return message
+    message.set_content(body, charset="utf-8")
+    return _with_subject(message, subject)
 
 
-def _deliver(settings: Settings, message: Message) -> None:
+def _with_subject(message: EmailMessage, subject: str) -> EmailMessage:
+    """``message`` with ``subject`` encoded by :class:`email.header.Header`.
+
+    Python 3.11's default policy drops the space between two RFC 2047 encoded words when
+    it folds a long accented subject ("demandée — Téléservice" arrived as "demandée
+    —Téléservice"). ``Header`` folds it right; parsed back as the message's source, the
+    header is kept as folded (``refold_source="long"``: its lines are short).
+    """
+    encoded = Header(subject, "utf-8", header_name="Subject").encode(linesep="\n")
+    source = f"Subject: {encoded}\n".encode("ascii") + message.as_bytes()
+    parsed = message_from_bytes(source, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _deliver(settings: Settings, message: EmailMessage) -> None:
     host = settings.smtp_host
     assert host is not None  # checked by send_mail
     timeout = settings.smtp_timeout_seconds

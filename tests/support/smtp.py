@@ -1,10 +1,9 @@
-"""A real local SMTP server (aiosmtpd) that keeps what it receives, for the tests of
-every feature that mails (R-OPS-4)."""
+"""A real SMTP server for the tests (aiosmtpd), and what it received."""
 
 from __future__ import annotations
 
 import email
-import email.policy
+import email.header
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,13 +14,13 @@ from aiosmtpd.controller import Controller
 
 
 class Inbox:
-    """What the server received: (envelope sender, recipients, parsed message)."""
+    """The messages the server accepted: (envelope sender, recipients, parsed message)."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], Message]] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        parsed = email.message_from_bytes(envelope.content)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
         return "250 OK"
 
@@ -32,17 +31,6 @@ class Inbox:
             for _sender, recipients, message in self.messages
             if recipient is None or recipient in recipients
         ]
-
-
-def decoded(header: str) -> str:
-    """The header as a person reads it (the default policy has unfolded and decoded it)."""
-    return str(header)
-
-
-def body_of(message: Message) -> str:
-    payload = message.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload.decode("utf-8")
 
 
 def free_port() -> int:
@@ -62,3 +50,14 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
         yield inbox, port
     finally:
         controller.stop()
+
+
+def body_of(message: Message) -> str:
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode("utf-8")
+
+
+def decoded(header: str) -> str:
+    """A header as a person reads it (RFC 2047 words decoded)."""
+    return str(email.header.make_header(email.header.decode_header(header)))

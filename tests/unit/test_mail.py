@@ -10,14 +10,14 @@ import pytest
 from ensu.config import Settings
 from ensu.mail import MailError, MailNotConfigured, build_message, send_mail
 from tests.support.smtp import Inbox, body_of, decoded, free_port
-from tests.support.smtp import smtp_server as real_smtp_server
+from tests.support.smtp import smtp_server as running_smtp_server
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    with real_smtp_server() as server:
+    with running_smtp_server() as server:
         yield server
 
 

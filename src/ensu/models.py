@@ -4,6 +4,7 @@ from ensu.audit import models as audit_models
 from ensu.consumers import models as consumers_models
 from ensu.documents import models as documents_models
 from ensu.gateway.quota import models as quota_models
+from ensu.habilitations import models as habilitations_models
 from ensu.oauth import models as oauth_models
 from ensu.operations import models as operations_models
 
@@ -11,6 +12,7 @@ __all__ = [
     "audit_models",
     "consumers_models",
     "documents_models",
+    "habilitations_models",
     "oauth_models",
     "operations_models",
     "quota_models",

@@ -81,6 +81,7 @@ __all__ = [
     "revoke",
     "set_contacts",
     "suspend",
+    "update_teleservice",
 ]
 
 
@@ -464,6 +465,72 @@ async def replace_certificates(
         },
     )
     return await _require_view(session, Teleservice.id_teleservice == id_teleservice)
+
+
+async def update_teleservice(
+    *,
+    session: AsyncSession,
+    id_teleservice: str,
+    name: str,
+    families: Iterable[str],
+    codes: Iterable[str],
+    period_start: dt.date,
+    period_end: dt.date,
+    networks: Sequence[str | Network],
+    valid_from: dt.date | None = None,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> TeleserviceView:
+    """Set a téléservice's name, perimeter, authorised period and allowlist: the update a
+    reopened and validated habilitation makes (R-HAB-2, R-HAB-4). Validated as at
+    creation; the information text is generated again from the new perimeter (R-CON-1).
+    Identifiers, status, certificates (:func:`replace_certificates`) and quota
+    (``quota.decide_quota``) are not touched here."""
+    row = await _row(session, id_teleservice)
+    organisation = await session.get(Organisation, row.organisation_id)
+    assert organisation is not None  # a foreign key
+    data = _validated(
+        {
+            "organisation_siret": organisation.siret,
+            "name": name,
+            "environment": row.environment,
+            "certificates": tuple(_to_view_refs(row)),
+            "families": frozenset(families),
+            "codes": frozenset(codes),
+            "period_start": period_start,
+            "period_end": period_end,
+            "networks": tuple(networks),
+            "valid_from": valid_from or row.valid_from,
+            "valid_until": row.valid_until,
+        }
+    )
+    row.name = data.name
+    row.families, row.codes = sorted(data.families), sorted(data.codes)
+    row.period_start, row.period_end = data.period_start, data.period_end
+    row.networks = [str(network) for network in data.networks]
+    row.valid_from = data.valid_from
+    row.mention_information = default_mention(
+        organisation_name=organisation.name,
+        teleservice_name=data.name,
+        environment=data.environment,
+        families=data.families,
+        codes=data.codes,
+        period_start=data.period_start,
+        period_end=data.period_end,
+    )
+    row.updated_at = _now(now)
+    await session.flush()
+    await audit.record_event(
+        session=session,
+        tag=EventTag.CONSUMERS_TELESERVICE_UPDATED,
+        actor=actor,
+        details=_summary(row, organisation),
+    )
+    return await _require_view(session, Teleservice.id_teleservice == id_teleservice)
+
+
+def _to_view_refs(row: Teleservice) -> list[CertificateRef]:
+    return [CertificateRef(thumbprint=c.thumbprint, subject=c.subject) for c in row.certificates]
 
 
 # -- reading: one query path -------------------------------------------------------------

@@ -253,9 +253,12 @@ async def _update(
         raise ProvisioningFailed(f"le téléservice {view.id_teleservice} n'est pas actif")
     if reference.thumbprint not in view.thumbprints:
         await consumers.replace_certificates(
-            session=session, id_teleservice=view.id_teleservice, certificates=[reference],
-            actor=actor, now=now,
-        )  # fmt: skip
+            session=session,
+            id_teleservice=view.id_teleservice,
+            certificates=[reference],
+            actor=actor,
+            now=now,
+        )
     wanted = per_minute or DEFAULT_QUOTAS[request.stage]
     if wanted != view.quota_per_minute:
         await quotas.decide_quota(

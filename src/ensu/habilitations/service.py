@@ -73,6 +73,7 @@ __all__ = [
     "Action",
     "ActionForbidden",
     "AttachmentRefused",
+    "Decision",
     "HabilitationError",
     "InvalidRequestData",
     "RequestNotFound",
@@ -217,9 +218,17 @@ async def _fire(
     before = row.state
     row.state, row.updated_at = transition.target, now
     await _event(
-        session, row, actor=actor, action=action.value, tag=_TAGS[action], before=before,
-        now=now, reason=_clean(reason), legal_analysis=_clean(legal_analysis), details=details,
-    )  # fmt: skip
+        session,
+        row,
+        actor=actor,
+        action=action.value,
+        tag=_TAGS[action],
+        before=before,
+        now=now,
+        reason=_clean(reason),
+        legal_analysis=_clean(legal_analysis),
+        details=details,
+    )
     return transition
 
 
@@ -340,9 +349,14 @@ async def create_request(
     session.add(row)
     await session.flush()
     await _event(
-        session, row, actor=actor, action="create",
-        tag=EventTag.HABILITATIONS_REQUEST_CREATED, before=None, now=moment,
-    )  # fmt: skip
+        session,
+        row,
+        actor=actor,
+        action="create",
+        tag=EventTag.HABILITATIONS_REQUEST_CREATED,
+        before=None,
+        now=moment,
+    )
     return await _view(session, actor, row)
 
 
@@ -375,10 +389,15 @@ async def save_block(
     row.data = {**row.data, block: data}
     row.updated_at = _now(now)
     await _event(
-        session, row, actor=actor, action="update",
-        tag=EventTag.HABILITATIONS_REQUEST_BLOCK_SAVED, before=row.state, now=_now(now),
+        session,
+        row,
+        actor=actor,
+        action="update",
+        tag=EventTag.HABILITATIONS_REQUEST_BLOCK_SAVED,
+        before=row.state,
+        now=_now(now),
         details={"block": block},
-    )  # fmt: skip
+    )
     return await _view(session, actor, row)
 
 
@@ -449,10 +468,15 @@ async def attach(
     )
     session.add(record)
     await _event(
-        session, row, actor=actor, action="attach",
-        tag=EventTag.HABILITATIONS_REQUEST_ATTACHMENT_ADDED, before=row.state, now=moment,
+        session,
+        row,
+        actor=actor,
+        action="attach",
+        tag=EventTag.HABILITATIONS_REQUEST_ATTACHMENT_ADDED,
+        before=row.state,
+        now=moment,
         details={"kind": kind, "sha256": sha256, "size": len(content)},
-    )  # fmt: skip
+    )
     return AttachmentView(kind, name, sha256, len(content), actor.label, moment)
 
 
@@ -468,9 +492,13 @@ async def read_attachment(
         raise RequestNotFound("pièce jointe introuvable")
     content = await AttachmentStore.for_settings(settings).get(sha256)
     view = AttachmentView(
-        record.kind, record.filename, record.sha256, record.size, record.uploaded_by,
+        record.kind,
+        record.filename,
+        record.sha256,
+        record.size,
+        record.uploaded_by,
         _utc(record.uploaded_at),
-    )  # fmt: skip
+    )
     return view, content
 
 
@@ -681,9 +709,14 @@ async def refuse(
     """Refuse the request, with the reason and the legal analysis (R-HAB-2)."""
     row = await _load(session, actor, request_id)
     await _fire(
-        session, row, Action.REFUSE, actor=actor, now=_now(now), reason=reason,
+        session,
+        row,
+        Action.REFUSE,
+        actor=actor,
+        now=_now(now),
+        reason=reason,
         legal_analysis=legal_analysis,
-    )  # fmt: skip
+    )
     return await _view(session, actor, row)
 
 
@@ -735,9 +768,13 @@ async def validate(
         session, row, Action.VALIDATE, actor=actor, now=moment, legal_analysis=legal_analysis
     )
     provisioned = await provisioning.provision(
-        session=session, settings=settings, request=row, decided_by=actor.label,
-        actor=actor.label, now=moment,
-    )  # fmt: skip
+        session=session,
+        settings=settings,
+        request=row,
+        decided_by=actor.label,
+        actor=actor.label,
+        now=moment,
+    )
     row.id_teleservice = provisioned.id_teleservice
     previous = await _active(session, row.id)
     if previous is not None:
@@ -798,9 +835,12 @@ async def revoke(
         None,
     )
     await provisioning.end_teleservice(
-        session=session, id_teleservice=active.id_teleservice, actor=actor.label,
-        reason=reason.strip(), now=moment,
-    )  # fmt: skip
+        session=session,
+        id_teleservice=active.id_teleservice,
+        actor=actor.label,
+        reason=reason.strip(),
+        now=moment,
+    )
     return await _view(session, actor, row)
 
 
@@ -847,10 +887,15 @@ async def start_next_stage(
             )
         )
     await _event(
-        session, following, actor=actor, action="create",
-        tag=EventTag.HABILITATIONS_REQUEST_CREATED, before=None, now=moment,
+        session,
+        following,
+        actor=actor,
+        action="create",
+        tag=EventTag.HABILITATIONS_REQUEST_CREATED,
+        before=None,
+        now=moment,
         details={"previous_stage_id": row.id},
-    )  # fmt: skip
+    )
     return await _view(session, actor, following)
 
 
@@ -869,9 +914,11 @@ async def deliver_notice(
     except MailError as error:
         details["error"] = str(error)
         await audit.record_event(
-            session=session, tag=EventTag.HABILITATIONS_NOTICE_FAILED, actor=actor.label,
+            session=session,
+            tag=EventTag.HABILITATIONS_NOTICE_FAILED,
+            actor=actor.label,
             details=details,
-        )  # fmt: skip
+        )
         return None
     details["message_id"] = sent.message_id
     await audit.record_event(

@@ -142,8 +142,12 @@ async def test_production_stage_keeps_the_sandbox_data_and_adds_its_blocks(
         assert production.previous_stage_id == sandbox.id
         assert production.data["informations"] == sandbox.data["informations"]
         assert set(production.missing_blocks) == {
-            "recette", "engagement_securite", "textes_juridiques", "mise_en_production", "cgu"
-        }  # fmt: skip
+            "recette",
+            "engagement_securite",
+            "textes_juridiques",
+            "mise_en_production",
+            "cgu",
+        }
         with pytest.raises(TransitionRefused):
             await habilitations.start_next_stage(
                 session=session, actor=APPLICANT, request_id=sandbox.id
@@ -154,9 +158,14 @@ async def test_production_stage_keeps_the_sandbox_data_and_adds_its_blocks(
             )
         assert "recette" in missing.value.errors
         homologation = await habilitations.attach(
-            session=session, settings=settings, actor=APPLICANT, request_id=production.id,
-            kind="homologation", filename="homologation.pdf", content=PDF,
-        )  # fmt: skip
+            session=session,
+            settings=settings,
+            actor=APPLICANT,
+            request_id=production.id,
+            kind="homologation",
+            filename="homologation.pdf",
+            content=PDF,
+        )
         blocks = production_blocks(homologation_sha256=homologation.sha256, start=today)
         for key, values in blocks.items():
             await habilitations.save_block(
@@ -170,16 +179,22 @@ async def test_production_stage_keeps_the_sandbox_data_and_adds_its_blocks(
         assert "autorité reconnue" in untrusted.value.errors["acces_technique.certificat_pem"]
         access = dict(production.data["acces_technique"], certificat_pem=trusted_pem)
         await habilitations.save_block(
-            session=session, actor=APPLICANT, request_id=production.id, block="acces_technique",
+            session=session,
+            actor=APPLICANT,
+            request_id=production.id,
+            block="acces_technique",
             values=access,
-        )  # fmt: skip
+        )
         await habilitations.submit(
             session=session, settings=settings, actor=APPLICANT, request_id=production.id
         )
         decision = await habilitations.validate(
-            session=session, settings=settings, actor=INSTRUCTOR, request_id=production.id,
+            session=session,
+            settings=settings,
+            actor=INSTRUCTOR,
+            request_id=production.id,
             legal_analysis=ANALYSIS,
-        )  # fmt: skip
+        )
     async with sessionmaker() as session:
         teleservice = await consumers.get_by_id_teleservice(
             session=session, id_teleservice=decision.habilitation.id_teleservice
@@ -205,9 +220,14 @@ async def test_production_volumetry_above_500_is_the_instructor_s_recorded_decis
             session=session, actor=APPLICANT, request_id=sandbox.id
         )
         pdf = await habilitations.attach(
-            session=session, settings=settings, actor=APPLICANT, request_id=production.id,
-            kind="homologation", filename="h.pdf", content=PDF,
-        )  # fmt: skip
+            session=session,
+            settings=settings,
+            actor=APPLICANT,
+            request_id=production.id,
+            kind="homologation",
+            filename="h.pdf",
+            content=PDF,
+        )
         blocks = production_blocks(homologation_sha256=pdf.sha256, start=today)
         blocks["volumetrie"] = {
             "appels_par_minute": 1200,
@@ -226,9 +246,12 @@ async def test_production_volumetry_above_500_is_the_instructor_s_recorded_decis
             session=session, settings=settings, actor=APPLICANT, request_id=production.id
         )
         decision = await habilitations.validate(
-            session=session, settings=settings, actor=INSTRUCTOR, request_id=production.id,
+            session=session,
+            settings=settings,
+            actor=INSTRUCTOR,
+            request_id=production.id,
             legal_analysis=ANALYSIS,
-        )  # fmt: skip
+        )
     async with sessionmaker() as session:
         teleservice = await consumers.get_by_id_teleservice(
             session=session, id_teleservice=decision.habilitation.id_teleservice
@@ -281,16 +304,22 @@ async def test_reopening_updates_the_same_teleservice_and_obsoletes_the_snapshot
         view = await habilitations.reopen(session=session, actor=APPLICANT, request_id=view.id)
         assert (view.state, view.has_active_habilitation) == ("draft", True)
         await habilitations.save_block(
-            session=session, actor=APPLICANT, request_id=view.id, block="acces_technique",
+            session=session,
+            actor=APPLICANT,
+            request_id=view.id,
+            block="acces_technique",
             values=dict(view.data["acces_technique"], reseaux=["10.1.0.0/16"]),
-        )  # fmt: skip
+        )
         await habilitations.submit(
             session=session, settings=settings, actor=APPLICANT, request_id=view.id
         )
         await habilitations.validate(
-            session=session, settings=settings, actor=INSTRUCTOR, request_id=view.id,
+            session=session,
+            settings=settings,
+            actor=INSTRUCTOR,
+            request_id=view.id,
             legal_analysis=ANALYSIS,
-        )  # fmt: skip
+        )
         snapshots = await habilitations.list_habilitations(
             session=session, actor=APPLICANT, request_id=view.id
         )
@@ -313,9 +342,12 @@ async def test_cancel_reopening_restores_the_validated_data(
         before = view.data
         await habilitations.reopen(session=session, actor=APPLICANT, request_id=view.id)
         await habilitations.save_block(
-            session=session, actor=APPLICANT, request_id=view.id, block="volumetrie",
+            session=session,
+            actor=APPLICANT,
+            request_id=view.id,
+            block="volumetrie",
             values={"appels_par_minute": 10},
-        )  # fmt: skip
+        )
         view = await habilitations.cancel_reopening(
             session=session, actor=APPLICANT, request_id=view.id
         )
@@ -341,22 +373,29 @@ async def test_client_secret_is_read_once_and_never_mailed(
             session=session, settings=settings, actor=APPLICANT, request_id=view.id
         )
         decision = await habilitations.validate(
-            session=session, settings=settings, actor=INSTRUCTOR, request_id=view.id,
+            session=session,
+            settings=settings,
+            actor=INSTRUCTOR,
+            request_id=view.id,
             legal_analysis=ANALYSIS,
-        )  # fmt: skip
+        )
     assert decision.habilitation.secret_pending
     async with sessionmaker() as session, session.begin():
         secret = await habilitations.reveal_secret(
-            session=session, settings=settings, actor=APPLICANT,
+            session=session,
+            settings=settings,
+            actor=APPLICANT,
             habilitation_id=decision.habilitation.id,
-        )  # fmt: skip
+        )
     assert secret not in decision.notice.body
     async with sessionmaker() as session, session.begin():
         with pytest.raises(TransitionRefused):
             await habilitations.reveal_secret(
-                session=session, settings=settings, actor=APPLICANT,
+                session=session,
+                settings=settings,
+                actor=APPLICANT,
                 habilitation_id=decision.habilitation.id,
-            )  # fmt: skip
+            )
         teleservice = await consumers.get_by_client_id(
             session=session, client_id=decision.habilitation.client_id
         )
@@ -387,9 +426,12 @@ async def test_a_csr_is_signed_by_the_development_ca_in_the_sandbox(
             session=session, settings=settings, actor=APPLICANT, request_id=view.id
         )
         decision = await habilitations.validate(
-            session=session, settings=settings, actor=INSTRUCTOR, request_id=view.id,
+            session=session,
+            settings=settings,
+            actor=INSTRUCTOR,
+            request_id=view.id,
             legal_analysis=ANALYSIS,
-        )  # fmt: skip
+        )
     assert decision.issued_certificate_pem is not None
     issued = x509.load_pem_x509_certificate(decision.issued_certificate_pem.encode())
     ca = pki.load_certificate(path=pki.PkiLayout(settings.pki_dir_path).ca_cert)
@@ -408,33 +450,57 @@ async def test_attachments_are_pdfs_stored_0600_with_their_sha256(
         for bad, message in ((b"GIF89a....", "PDF"), (b"", "vide")):
             with pytest.raises(AttachmentRefused, match=message):
                 await habilitations.attach(
-                    session=session, settings=settings, actor=APPLICANT, request_id=view.id,
-                    kind="cadre_juridique", filename="x.pdf", content=bad,
-                )  # fmt: skip
+                    session=session,
+                    settings=settings,
+                    actor=APPLICANT,
+                    request_id=view.id,
+                    kind="cadre_juridique",
+                    filename="x.pdf",
+                    content=bad,
+                )
         with pytest.raises(AttachmentRefused, match="Mo"):
             await habilitations.attach(
-                session=session, settings=settings, actor=APPLICANT, request_id=view.id,
-                kind="cadre_juridique", filename="x.pdf", content=PDF + b"0" * (10 * 1024 * 1024),
-            )  # fmt: skip
+                session=session,
+                settings=settings,
+                actor=APPLICANT,
+                request_id=view.id,
+                kind="cadre_juridique",
+                filename="x.pdf",
+                content=PDF + b"0" * (10 * 1024 * 1024),
+            )
         stored = await habilitations.attach(
-            session=session, settings=settings, actor=APPLICANT, request_id=view.id,
-            kind="cadre_juridique", filename="../../loi.pdf", content=PDF,
-        )  # fmt: skip
+            session=session,
+            settings=settings,
+            actor=APPLICANT,
+            request_id=view.id,
+            kind="cadre_juridique",
+            filename="../../loi.pdf",
+            content=PDF,
+        )
         assert "/" not in stored.filename
         with pytest.raises(InvalidRequestData) as unknown:
             await habilitations.save_block(
-                session=session, actor=APPLICANT, request_id=view.id, block="cadre_juridique",
+                session=session,
+                actor=APPLICANT,
+                request_id=view.id,
+                block="cadre_juridique",
                 values={"nature": "Loi", "document": "0" * 64},
-            )  # fmt: skip
+            )
         assert unknown.value.errors == {"cadre_juridique.document": "joignez d'abord ce PDF"}
         await habilitations.save_block(
-            session=session, actor=APPLICANT, request_id=view.id, block="cadre_juridique",
+            session=session,
+            actor=APPLICANT,
+            request_id=view.id,
+            block="cadre_juridique",
             values={"nature": "Loi", "document": stored.sha256},
-        )  # fmt: skip
+        )
         _, content = await habilitations.read_attachment(
-            session=session, settings=settings, actor=INSTRUCTOR, request_id=view.id,
+            session=session,
+            settings=settings,
+            actor=INSTRUCTOR,
+            request_id=view.id,
             sha256=stored.sha256,
-        )  # fmt: skip
+        )
     assert content == PDF
     path = AttachmentStore.for_settings(settings).path_for(stored.sha256)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -443,9 +509,12 @@ async def test_attachments_are_pdfs_stored_0600_with_their_sha256(
     async with sessionmaker() as session:
         with pytest.raises(AttachmentRefused, match="altérée"):
             await habilitations.read_attachment(
-                session=session, settings=settings, actor=APPLICANT, request_id=view.id,
+                session=session,
+                settings=settings,
+                actor=APPLICANT,
+                request_id=view.id,
                 sha256=stored.sha256,
-            )  # fmt: skip
+            )
 
 
 async def test_an_incomplete_request_cannot_be_submitted(

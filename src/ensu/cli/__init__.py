@@ -10,6 +10,7 @@ from ensu.cli import (
     db,
     documents,
     edge,
+    habilitations,
     journal,
     keys,
     maintenance,
@@ -29,6 +30,7 @@ app.add_typer(documents.app, name="documents")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(pki.app, name="pki")
 app.add_typer(consumers.app, name="consumers")
+app.add_typer(habilitations.app, name="habilitations")
 app.add_typer(keys.app, name="keys")
 app.add_typer(journal.app, name="journal")
 app.add_typer(edge.app, name="edge")

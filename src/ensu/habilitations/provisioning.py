@@ -297,8 +297,13 @@ async def end_teleservice(
 def notice(
     settings: Settings,
     request: HabilitationRequest,
-    provisioned: Provisioned,
+    *,
+    id_teleservice: str,
+    client_id: str,
+    thumbprint: str,
     auth_method: AuthMethod,
+    secret_pending: bool,
+    issued_certificate_pem: str | None,
 ) -> Notice:
     """The mail to the technical contact: the means of access, never a secret (R-HAB-4)."""
     contact = request.data["contacts"]["contact_technique"]
@@ -309,24 +314,24 @@ def notice(
         f"La demande d'habilitation n° {request.id} ({request.data['informations']['intitule']})"
         f" est validée pour l'environnement {stage}. Vos moyens d'accès :",
         "",
-        f"  ID_Teleservice : {provisioned.id_teleservice}",
-        f"  client_id      : {provisioned.client_id}",
+        f"  ID_Teleservice : {id_teleservice}",
+        f"  client_id      : {client_id}",
         f"  authentification au point /token : {auth_method.value}",
-        f"  certificat enregistré (x5t#S256) : {provisioned.thumbprint}",
+        f"  certificat enregistré (x5t#S256) : {thumbprint}",
         f"  point d'accès : {settings.issuer}/token et {settings.audience}",
         "",
     ]
-    if provisioned.client_secret is not None:
+    if secret_pending:
         lines += [
             "Le secret client ne vous est pas envoyé par courriel : le demandeur le lit",
             "une seule fois sur le portail, dans la demande.",
             "",
         ]
-    if provisioned.issued_certificate_pem is not None:
+    if issued_certificate_pem is not None:
         lines += [
             "Votre certificat, émis pour votre demande de certificat :",
             "",
-            provisioned.issued_certificate_pem,
+            issued_certificate_pem,
         ]
     lines.append("La DGFIP — API ENSU DOCUMENTS")
     return Notice(

@@ -28,6 +28,7 @@ from ensu.accounts.principal import Actor, ActorKind
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
 from ensu.config import Environment, Settings
+from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod
 from ensu.habilitations import certificates, provisioning
 from ensu.habilitations import workflow as wf
@@ -83,6 +84,7 @@ __all__ = [
     "attach",
     "cancel_reopening",
     "create_request",
+    "current_notice",
     "deliver_notice",
     "get_request",
     "list_habilitations",
@@ -806,7 +808,14 @@ async def validate(
     await session.flush()
     access = row.data["acces_technique"]
     notice = provisioning.notice(
-        settings, row, provisioned, AuthMethod(access["methode_authentification"])
+        settings,
+        row,
+        id_teleservice=provisioned.id_teleservice,
+        client_id=provisioned.client_id,
+        thumbprint=provisioned.thumbprint,
+        auth_method=AuthMethod(access["methode_authentification"]),
+        secret_pending=provisioned.client_secret is not None,
+        issued_certificate_pem=provisioned.issued_certificate_pem,
     )
     return Decision(
         habilitation=_habilitation_view(snapshot),
@@ -925,6 +934,32 @@ async def deliver_notice(
         session=session, tag=EventTag.HABILITATIONS_NOTICE_SENT, actor=actor.label, details=details
     )
     return sent
+
+
+async def current_notice(
+    *, session: AsyncSession, settings: Settings, actor: Actor, request_id: int
+) -> Notice:
+    """The notice of the request's active habilitation, to mail again (staff only)."""
+    row = await _load(session, actor, request_id)
+    if not wf.is_party(actor, wf.Party.INSTRUCTOR, siret=row.organisation_siret):
+        raise ActionForbidden("seul un instructeur renvoie les moyens d'accès")
+    active = await _active(session, row.id)
+    if active is None:
+        raise TransitionRefused("la demande n'a pas d'habilitation active")
+    view = await consumers.get_by_id_teleservice(
+        session=session, id_teleservice=active.id_teleservice
+    )
+    assert view is not None  # provisioned with the snapshot
+    return provisioning.notice(
+        settings,
+        row,
+        id_teleservice=active.id_teleservice,
+        client_id=active.client_id,
+        thumbprint=sorted(view.thumbprints)[0],
+        auth_method=view.auth_method,
+        secret_pending=active.sealed_secret is not None,
+        issued_certificate_pem=None,
+    )
 
 
 async def reveal_secret(

@@ -72,6 +72,9 @@ CALLS: dict[str, Call] = {
     "start_next_stage": lambda s, st, i, a: habilitations.start_next_stage(
         session=s, actor=a, request_id=i
     ),
+    "current_notice": lambda s, st, i, a: habilitations.current_notice(
+        session=s, settings=st, actor=a, request_id=i
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 """Imports every feature's tables so that ``Base.metadata`` is complete (for Alembic)."""
 
+from ensu.accounts import models as accounts_models
 from ensu.audit import models as audit_models
 from ensu.consumers import models as consumers_models
 from ensu.documents import models as documents_models
@@ -9,6 +10,7 @@ from ensu.oauth import models as oauth_models
 from ensu.operations import models as operations_models
 
 __all__ = [
+    "accounts_models",
     "audit_models",
     "consumers_models",
     "documents_models",

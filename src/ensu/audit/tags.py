@@ -6,6 +6,14 @@ import enum
 
 
 class EventTag(enum.StrEnum):
+    ACCOUNTS_APPLICANT_SIGNED_UP = "accounts:applicant:signed_up"
+    ACCOUNTS_STAFF_CREATED = "accounts:staff:created"
+    ACCOUNTS_SIGN_IN_SUCCEEDED = "accounts:sign_in:succeeded"
+    ACCOUNTS_SIGN_IN_FAILED = "accounts:sign_in:failed"
+    ACCOUNTS_SIGN_IN_THROTTLED = "accounts:sign_in:throttled"
+    ACCOUNTS_SESSION_CLOSED = "accounts:session:closed"
+    ACCOUNTS_PASSWORD_CHANGED = "accounts:password:changed"  # noqa: S105 - a tag
+    ACCOUNTS_TOTP_RESET = "accounts:totp:reset"
     DOCUMENTS_BLOB_INTEGRITY_FAILURE = "documents:blob:integrity_failure"
     DOCUMENTS_IMPORT_COMPLETED = "documents:import:completed"
     SANDBOX_DATA_GENERATED = "sandbox:data:generated"

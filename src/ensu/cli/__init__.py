@@ -17,6 +17,7 @@ from ensu.cli import (
     pki,
     sandbox,
     serve,
+    staff,
 )
 
 app = typer.Typer(
@@ -36,6 +37,8 @@ app.add_typer(journal.app, name="journal")
 app.add_typer(edge.app, name="edge")
 app.add_typer(maintenance.app, name="maintenance")
 app.add_typer(availability.app, name="availability")
+app.add_typer(staff.app, name="staff")
+app.add_typer(staff.portal_app, name="portal")
 app.command("serve")(serve.serve)
 
 

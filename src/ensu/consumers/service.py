@@ -46,6 +46,7 @@ from ensu.consumers.models import (
     TeleserviceContact,
     TeleserviceStatus,
 )
+from ensu.consumers.quota import QuotaJustification, decide_quota, quota_history
 from ensu.consumers.schemas import (
     DEFAULT_NETWORKS,
     DEFAULT_QUOTAS,
@@ -66,16 +67,19 @@ __all__ = [
     "InvalidTransition",
     "JustificationMissing",
     "NotFoundError",
+    "QuotaJustification",
     "check_client_secret",
     "contacts_of",
     "create_organisation",
     "create_teleservice",
+    "decide_quota",
     "ensure_organisation",
     "find_by_thumbprint",
     "get_by_client_id",
     "get_by_id_teleservice",
     "list_teleservices",
     "load_view",
+    "quota_history",
     "replace_certificates",
     "resume",
     "revoke",

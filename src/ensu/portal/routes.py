@@ -1,0 +1,55 @@
+"""Every URL of the portal, in one place (as warehouse's ``admin/routes.py``).
+
+Each line names the path, the view, who may open it (:class:`~ensu.portal.web.Access`,
+and the lowest staff role for staff pages) and the methods. A POST view reads its form
+with ``await page.form()``, which checks the CSRF token first.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from ensu.accounts.principal import StaffRole
+from ensu.portal.views import accounts, home, mails, store, teleservices
+from ensu.portal.web import Access, view
+
+GET, POST = ["GET"], ["POST"]
+REPORTER, INSTRUCTOR, MANAGER = StaffRole.REPORTER, StaffRole.INSTRUCTOR, StaffRole.MANAGER
+TELESERVICE = "/admin/teleservices/{id_teleservice}"
+
+ROUTES = [
+    Route("/", view(home.index), methods=GET),
+    # people: sign-up, sign-in, account (R-HAB-1)
+    Route("/inscription", view(accounts.sign_up_form), methods=GET),
+    Route("/inscription", view(accounts.sign_up), methods=POST),
+    Route("/connexion", view(accounts.sign_in_form), methods=GET),
+    Route("/connexion", view(accounts.sign_in), methods=POST),
+    Route("/connexion/code", view(accounts.code_form), methods=GET),
+    Route("/connexion/code", view(accounts.code), methods=POST),
+    Route("/deconnexion", view(accounts.sign_out, Access.SIGNED_IN), methods=POST),
+    Route("/compte", view(accounts.account, Access.SIGNED_IN), methods=GET),
+    Route("/compte/mot-de-passe", view(accounts.change_password, Access.SIGNED_IN), methods=POST),
+    # staff: the téléservices (APIM accounts) through consumers.service (R-HAB-4, R-Q-2)
+    Route("/admin/teleservices", view(teleservices.index, Access.STAFF, REPORTER), methods=GET),
+    Route(TELESERVICE, view(teleservices.show, Access.STAFF, REPORTER), methods=GET),
+    Route(
+        f"{TELESERVICE}/suspendre",
+        view(teleservices.suspend, Access.STAFF, MANAGER),
+        methods=POST,
+    ),
+    Route(
+        f"{TELESERVICE}/reactiver",
+        view(teleservices.resume, Access.STAFF, MANAGER),
+        methods=POST,
+    ),
+    Route(f"{TELESERVICE}/quota", view(teleservices.quota, Access.STAFF, MANAGER), methods=POST),
+    Route(
+        f"{TELESERVICE}/certificats",
+        view(teleservices.certificates, Access.STAFF, INSTRUCTOR),
+        methods=POST,
+    ),
+    # developers: the Store (API documentation, sandbox subjects, curl examples)
+    Route("/developpeurs", view(store.index), methods=GET),
+    # development only: the mails ensu.mail recorded in the outbox
+    Route("/dev/courriels", view(mails.index), methods=GET),
+]

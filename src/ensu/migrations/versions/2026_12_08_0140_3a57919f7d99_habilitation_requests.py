@@ -2,7 +2,7 @@
 validation yields (R-HAB-1 to R-HAB-4).
 
 Revision ID: 3a57919f7d99
-Revises: 6c993046375d
+Revises: cbcdd94fc120
 Create Date: 2026-12-08 01:40:55.491333
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3a57919f7d99"
-down_revision: str | None = "6c993046375d"
+down_revision: str | None = "cbcdd94fc120"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

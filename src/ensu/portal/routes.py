@@ -10,12 +10,13 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from ensu.accounts.principal import StaffRole
-from ensu.portal.views import accounts, home, mails, store, teleservices
+from ensu.portal.views import accounts, habilitations, home, mails, store, teleservices
 from ensu.portal.web import Access, view
 
 GET, POST = ["GET"], ["POST"]
 REPORTER, INSTRUCTOR, MANAGER = StaffRole.REPORTER, StaffRole.INSTRUCTOR, StaffRole.MANAGER
 TELESERVICE = "/admin/teleservices/{id_teleservice}"
+REQUEST = "/demandes/{id:int}"
 
 ROUTES = [
     Route("/", view(home.index), methods=GET),
@@ -48,6 +49,28 @@ ROUTES = [
         view(teleservices.certificates, Access.STAFF, INSTRUCTOR),
         methods=POST,
     ),
+    # habilitation requests (R-HAB-1 to R-HAB-4): the service decides who sees and does
+    # what on a request (its organisation's applicants, staff by role)
+    Route("/demandes", view(habilitations.index, Access.APPLICANT), methods=GET),
+    Route("/demandes", view(habilitations.create, Access.APPLICANT), methods=POST),
+    Route(REQUEST, view(habilitations.show, Access.SIGNED_IN), methods=GET),
+    Route(
+        f"{REQUEST}/blocs/{{block}}", view(habilitations.save_block, Access.APPLICANT), methods=POST
+    ),
+    Route(f"{REQUEST}/pieces", view(habilitations.attach, Access.APPLICANT), methods=POST),
+    Route(
+        f"{REQUEST}/pieces/{{sha256}}",
+        view(habilitations.attachment, Access.SIGNED_IN),
+        methods=GET,
+    ),
+    Route(f"{REQUEST}/actions/{{action}}", view(habilitations.act, Access.SIGNED_IN), methods=POST),
+    Route(f"{REQUEST}/messages", view(habilitations.message, Access.SIGNED_IN), methods=POST),
+    Route(
+        f"{REQUEST}/habilitations/{{habilitation:int}}/secret",
+        view(habilitations.reveal, Access.APPLICANT),
+        methods=POST,
+    ),
+    Route("/instruction", view(habilitations.queue, Access.STAFF, REPORTER), methods=GET),
     # developers: the Store (API documentation, sandbox subjects, curl examples)
     Route("/developpeurs", view(store.index), methods=GET),
     # development only: the mails ensu.mail recorded in the outbox

@@ -52,14 +52,15 @@ async def portal(portal_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def make_staff(settings: Settings, role: StaffRole) -> StaffLogin:
+async def make_staff(settings: Settings, role: StaffRole, email: str = "") -> StaffLogin:
+    """A staff account with ``role`` (``email`` default: ``<role>@dgfip.example``)."""
     engine = db.make_engine(settings.database_url)
     try:
         async with db.session_scope(db.make_sessionmaker(engine)) as session:
             created = await accounts.create_staff(
                 session=session,
                 name=f"Agent {role.value}",
-                email=f"{role.value}@dgfip.example",
+                email=email or f"{role.value}@dgfip.example",
                 role=role,
                 password=PASSWORD,
                 actor="test",

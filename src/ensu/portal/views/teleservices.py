@@ -121,6 +121,8 @@ def _quota_input(form: Form) -> tuple[dict[str, str], int | None, int | None]:
     per_minute = _integer(form.get("per_minute"))
     if per_minute is None or per_minute < 1:
         errors["per_minute"] = "Indiquez un nombre entier d'appels par minute, au moins 1."
+    if not form.get("decided_by").strip():
+        errors["decided_by"] = _MISSING["decided_by"]
     files_count = None
     if form.get("files_count").strip():
         files_count = _integer(form.get("files_count"))

@@ -49,6 +49,7 @@ from ensu.config import Environment, Settings
 from ensu.edge.testing import serving
 from ensu.pki import service as pki
 from tests.browser.conftest import ARTIFACTS, _free_port, _wait_until_up, run_async
+from tests.browser.test_accessibility import scan
 from tests.support.smtp import Inbox, body_of, smtp_server
 from tests.unit.portal.conftest import PASSWORD, make_staff
 
@@ -284,6 +285,15 @@ def test_from_sign_up_to_a_production_document(world: World, browser: Browser) -
         applicant.get_by_role("button", name="Commencer une demande").click()
         expect(applicant.get_by_role("heading", level=1)).to_contain_text("Demande n°")
         request_url = applicant.url
+        # A block refused: the message next to its field, the typed value kept.
+        applicant.locator('[id="f-donnees_personnelles.duree_conservation_mois"]').fill("48")
+        applicant.get_by_role("button", name="Enregistrer « Données personnelles »").click()
+        expect(applicant.locator(".error-summary")).to_contain_text(
+            "Destinataires des données : champ obligatoire"
+        )
+        field = applicant.locator('[id="f-donnees_personnelles.duree_conservation_mois"]')
+        expect(field).to_have_value("48")
+        blocking = scan(applicant, "demande-erreurs")
         _sandbox_form(applicant, world.certificate.read_text())
         shots(applicant, "sandbox-form-filled")
         _act(applicant, "Soumettre la demande")
@@ -294,7 +304,9 @@ def test_from_sign_up_to_a_production_document(world: World, browser: Browser) -
         now = time.time()
         _staff_sign_in(agent, world, instructor.email, instructor.secret, now)
         agent.get_by_role("link", name="Instruction").click()
+        blocking += scan(agent, "instruction-file")
         agent.get_by_role("link", name=re.compile(r"Demande n° \d+")).first.click()
+        blocking += scan(agent, "instruction-demande")
         shots(agent, "instructor-review")
         _act(agent, "Demander des modifications", motif="Précisez le volume attendu en pointe.",
              action="request_changes")  # fmt: skip
@@ -399,7 +411,9 @@ def test_from_sign_up_to_a_production_document(world: World, browser: Browser) -
             )
             assert wrong_door.status_code != 200
         applicant.goto(production_url)
+        blocking += scan(applicant, "demande-production-validee")
         shots(applicant, "production-habilitation")
+        assert blocking == []
     finally:
         applicant_context.close()
         staff_context.close()

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ensu.accounts.principal import Actor, ActorKind, StaffRole
 from ensu.config import Environment, Settings
 from ensu.habilitations import service as habilitations
-from ensu.habilitations.schemas import TERMS_VERSIONS, RequestView
+from ensu.habilitations.schemas import TERMS_VERSIONS, Decision, RequestView
 from tests.support.certs import make_certificate
 
 SIRET = "13000000000005"
@@ -42,6 +42,7 @@ def staff(role: StaffRole) -> Actor:
 REPORTER = staff(StaffRole.REPORTER)
 INSTRUCTOR = staff(StaffRole.INSTRUCTOR)
 MANAGER = staff(StaffRole.MANAGER)
+ANALYSIS = "Base légale vérifiée : CRPA L.114-8."
 PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 CERTIFICATE = make_certificate("teleservice-test")
 
@@ -137,15 +138,25 @@ async def submitted_request(session: AsyncSession, settings: Settings) -> Reques
     )
 
 
-async def validated_request(session: AsyncSession, settings: Settings) -> RequestView:
-    view = await submitted_request(session, settings)
-    await habilitations.validate(
+async def submit_and_validate(
+    session: AsyncSession, settings: Settings, request_id: int
+) -> Decision:
+    """The applicant submits, the instructor validates (with the legal analysis)."""
+    await habilitations.submit(
+        session=session, settings=settings, actor=APPLICANT, request_id=request_id
+    )
+    return await habilitations.validate(
         session=session,
         settings=settings,
         actor=INSTRUCTOR,
-        request_id=view.id,
-        legal_analysis="Base légale : CRPA L.114-8.",
+        request_id=request_id,
+        legal_analysis=ANALYSIS,
     )
+
+
+async def validated_request(session: AsyncSession, settings: Settings) -> RequestView:
+    view = await filled_request(session)
+    await submit_and_validate(session, settings, view.id)
     return await habilitations.get_request(session=session, actor=APPLICANT, request_id=view.id)
 
 

@@ -282,15 +282,7 @@ async def _new_row(
     if data.auth_method is AuthMethod.CLIENT_SECRET_BASIC:
         secret = credentials.new_client_secret()
         secret_hash = await anyio.to_thread.run_sync(credentials.hash_secret, secret)
-    mention = data.mention_information or default_mention(
-        organisation_name=organisation.name,
-        teleservice_name=data.name,
-        environment=data.environment,
-        families=data.families,
-        codes=data.codes,
-        period_start=data.period_start,
-        period_end=data.period_end,
-    )
+    mention = data.mention_information or _default_mention(data, organisation)
     row = Teleservice(
         id_teleservice=data.id_teleservice or credentials.new_id_teleservice(),
         client_id=data.client_id or credentials.new_client_id(),
@@ -314,6 +306,19 @@ async def _new_row(
         certificates=_certificate_rows(data.certificates),
     )
     return row, secret
+
+
+def _default_mention(data: TeleserviceIn, organisation: Organisation) -> str:
+    """The information text generated from the perimeter (R-CON-1)."""
+    return default_mention(
+        organisation_name=organisation.name,
+        teleservice_name=data.name,
+        environment=data.environment,
+        families=data.families,
+        codes=data.codes,
+        period_start=data.period_start,
+        period_end=data.period_end,
+    )
 
 
 def _certificate_rows(certificates: Iterable[CertificateRef]) -> list[TeleserviceCertificate]:
@@ -513,15 +518,7 @@ async def update_teleservice(
     row.period_start, row.period_end = data.period_start, data.period_end
     row.networks = [str(network) for network in data.networks]
     row.valid_from = data.valid_from
-    row.mention_information = default_mention(
-        organisation_name=organisation.name,
-        teleservice_name=data.name,
-        environment=data.environment,
-        families=data.families,
-        codes=data.codes,
-        period_start=data.period_start,
-        period_end=data.period_end,
-    )
+    row.mention_information = _default_mention(data, organisation)
     row.updated_at = _now(now)
     await session.flush()
     await audit.record_event(

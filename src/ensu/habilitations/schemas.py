@@ -57,6 +57,19 @@ def _text(value: str | None, *, label: str, minimum: int = 1, maximum: int = 400
     return value
 
 
+def _required(value: bool, message: str) -> bool:
+    """A box the applicant must tick (terms, formalities, recette)."""
+    if not value:
+        raise ValueError(message)
+    return value
+
+
+def _url(value: str | None) -> str | None:
+    if value and URL_PATTERN.fullmatch(value) is None:
+        raise ValueError("adresse web invalide (https://…)")
+    return value or None
+
+
 def _sha256(value: str | None) -> str | None:
     if value is not None and SHA256_PATTERN.fullmatch(value) is None:
         raise ValueError("pièce jointe inconnue (empreinte SHA-256 attendue)")
@@ -139,9 +152,7 @@ class PersonalData(_Block):
     @field_validator("formalites_accomplies")
     @classmethod
     def _done(cls, value: bool) -> bool:
-        if not value:
-            raise ValueError("les formalités relatives aux données personnelles sont requises")
-        return value
+        return _required(value, "les formalités relatives aux données personnelles sont requises")
 
     @model_validator(mode="after")
     def _justified(self) -> PersonalData:
@@ -166,12 +177,7 @@ class LegalFramework(_Block):
     def _nature(cls, value: str) -> str:
         return _text(value, label="la nature du cadre juridique", minimum=3, maximum=1000)
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value and URL_PATTERN.fullmatch(value) is None:
-            raise ValueError("adresse web invalide (https://…)")
-        return value or None
+    _url = field_validator("url")(_url)
 
     _document = field_validator("document")(_sha256)
 
@@ -276,9 +282,7 @@ class Terms(_Block):
     @field_validator("acceptees")
     @classmethod
     def _accepted(cls, value: bool) -> bool:
-        if not value:
-            raise ValueError("l'acceptation des conditions générales d'utilisation est requise")
-        return value
+        return _required(value, "l'acceptation des conditions générales d'utilisation est requise")
 
     @field_validator("version")
     @classmethod
@@ -304,9 +308,7 @@ class Recette(_Block):
     @field_validator("confirmee")
     @classmethod
     def _confirmed(cls, value: bool) -> bool:
-        if not value:
-            raise ValueError("confirmez la recette fonctionnelle")
-        return value
+        return _required(value, "confirmez la recette fonctionnelle")
 
     @field_validator("resultats")
     @classmethod
@@ -437,12 +439,7 @@ class LegalTexts(_Block):
     def _derogation(cls, value: str) -> str:
         return _text(value, label="la dérogation au secret professionnel", minimum=3)
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value and URL_PATTERN.fullmatch(value) is None:
-            raise ValueError("adresse web invalide (https://…)")
-        return value or None
+    _url = field_validator("url")(_url)
 
 
 class ProductionDate(_Block):

@@ -26,18 +26,19 @@ from ensu.habilitations.errors import (
 from ensu.habilitations.storage import AttachmentStore
 from ensu.pki import service as pki
 from tests.support.habilitations import (
+    ANALYSIS,
     APPLICANT,
     INSTRUCTOR,
     MANAGER,
     PDF,
     filled_request,
     production_blocks,
+    submit_and_validate,
     submitted_request,
     validated_request,
 )
 
 pytestmark = pytest.mark.anyio
-ANALYSIS = "Base légale vérifiée : CRPA L.114-8."
 
 
 async def _tags(session: AsyncSession) -> list[str]:
@@ -67,16 +68,7 @@ async def test_sandbox_request_from_draft_to_provisioned_teleservice(
                 "periode_fin": "2025-12-31",
             },
         )
-        await habilitations.submit(
-            session=session, settings=settings, actor=APPLICANT, request_id=view.id
-        )
-        decision = await habilitations.validate(
-            session=session,
-            settings=settings,
-            actor=INSTRUCTOR,
-            request_id=view.id,
-            legal_analysis=ANALYSIS,
-        )
+        decision = await submit_and_validate(session, settings, view.id)
     snapshot = decision.habilitation
     assert (snapshot.status, snapshot.stage) == ("active", Environment.SANDBOX)
     assert decision.notice.to == ("tess@example.fr",)
@@ -185,16 +177,7 @@ async def test_production_stage_keeps_the_sandbox_data_and_adds_its_blocks(
             block="acces_technique",
             values=access,
         )
-        await habilitations.submit(
-            session=session, settings=settings, actor=APPLICANT, request_id=production.id
-        )
-        decision = await habilitations.validate(
-            session=session,
-            settings=settings,
-            actor=INSTRUCTOR,
-            request_id=production.id,
-            legal_analysis=ANALYSIS,
-        )
+        decision = await submit_and_validate(session, settings, production.id)
     async with sessionmaker() as session:
         teleservice = await consumers.get_by_id_teleservice(
             session=session, id_teleservice=decision.habilitation.id_teleservice
@@ -242,16 +225,7 @@ async def test_production_volumetry_above_500_is_the_instructor_s_recorded_decis
             await habilitations.save_block(
                 session=session, actor=APPLICANT, request_id=production.id, block=key, values=values
             )
-        await habilitations.submit(
-            session=session, settings=settings, actor=APPLICANT, request_id=production.id
-        )
-        decision = await habilitations.validate(
-            session=session,
-            settings=settings,
-            actor=INSTRUCTOR,
-            request_id=production.id,
-            legal_analysis=ANALYSIS,
-        )
+        decision = await submit_and_validate(session, settings, production.id)
     async with sessionmaker() as session:
         teleservice = await consumers.get_by_id_teleservice(
             session=session, id_teleservice=decision.habilitation.id_teleservice
@@ -310,16 +284,7 @@ async def test_reopening_updates_the_same_teleservice_and_obsoletes_the_snapshot
             block="acces_technique",
             values=dict(view.data["acces_technique"], reseaux=["10.1.0.0/16"]),
         )
-        await habilitations.submit(
-            session=session, settings=settings, actor=APPLICANT, request_id=view.id
-        )
-        await habilitations.validate(
-            session=session,
-            settings=settings,
-            actor=INSTRUCTOR,
-            request_id=view.id,
-            legal_analysis=ANALYSIS,
-        )
+        await submit_and_validate(session, settings, view.id)
         snapshots = await habilitations.list_habilitations(
             session=session, actor=APPLICANT, request_id=view.id
         )
@@ -369,16 +334,7 @@ async def test_client_secret_is_read_once_and_never_mailed(
             block="acces_technique",
             values=access,
         )
-        await habilitations.submit(
-            session=session, settings=settings, actor=APPLICANT, request_id=view.id
-        )
-        decision = await habilitations.validate(
-            session=session,
-            settings=settings,
-            actor=INSTRUCTOR,
-            request_id=view.id,
-            legal_analysis=ANALYSIS,
-        )
+        decision = await submit_and_validate(session, settings, view.id)
     assert decision.habilitation.secret_pending
     async with sessionmaker() as session, session.begin():
         secret = await habilitations.reveal_secret(
@@ -422,16 +378,7 @@ async def test_a_csr_is_signed_by_the_development_ca_in_the_sandbox(
         view = await filled_request(
             session, acces_technique={"csr_pem": csr_pem, "reseaux": ["127.0.0.1/32"]}
         )
-        await habilitations.submit(
-            session=session, settings=settings, actor=APPLICANT, request_id=view.id
-        )
-        decision = await habilitations.validate(
-            session=session,
-            settings=settings,
-            actor=INSTRUCTOR,
-            request_id=view.id,
-            legal_analysis=ANALYSIS,
-        )
+        decision = await submit_and_validate(session, settings, view.id)
     assert decision.issued_certificate_pem is not None
     issued = x509.load_pem_x509_certificate(decision.issued_certificate_pem.encode())
     ca = pki.load_certificate(path=pki.PkiLayout(settings.pki_dir_path).ca_cert)

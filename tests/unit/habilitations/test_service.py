@@ -45,6 +45,31 @@ async def _tags(session: AsyncSession) -> list[str]:
     return list(await session.scalars(select(Event.tag).order_by(Event.id)))
 
 
+async def _fill_production(
+    session: AsyncSession,
+    settings: Settings,
+    request_id: int,
+    *,
+    start: dt.date,
+    **blocks: dict[str, object],
+) -> None:
+    """The homologation attached and every production block saved (R-HAB-3, R-SEC-1)."""
+    homologation = await habilitations.attach(
+        session=session,
+        settings=settings,
+        actor=APPLICANT,
+        request_id=request_id,
+        kind="homologation",
+        filename="homologation.pdf",
+        content=PDF,
+    )
+    filled = production_blocks(homologation_sha256=homologation.sha256, start=start)
+    for key, values in {**filled, **blocks}.items():
+        await habilitations.save_block(
+            session=session, actor=APPLICANT, request_id=request_id, block=key, values=values
+        )
+
+
 async def test_sandbox_request_from_draft_to_provisioned_teleservice(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
@@ -149,20 +174,7 @@ async def test_production_stage_keeps_the_sandbox_data_and_adds_its_blocks(
                 session=session, settings=settings, actor=APPLICANT, request_id=production.id
             )
         assert "recette" in missing.value.errors
-        homologation = await habilitations.attach(
-            session=session,
-            settings=settings,
-            actor=APPLICANT,
-            request_id=production.id,
-            kind="homologation",
-            filename="homologation.pdf",
-            content=PDF,
-        )
-        blocks = production_blocks(homologation_sha256=homologation.sha256, start=today)
-        for key, values in blocks.items():
-            await habilitations.save_block(
-                session=session, actor=APPLICANT, request_id=production.id, block=key, values=values
-            )
+        await _fill_production(session, settings, production.id, start=today)
         # The self-signed sandbox certificate is not from a trusted CA: refused in production.
         with pytest.raises(InvalidRequestData) as untrusted:
             await habilitations.submit(
@@ -202,29 +214,21 @@ async def test_production_volumetry_above_500_is_the_instructor_s_recorded_decis
         production = await habilitations.start_next_stage(
             session=session, actor=APPLICANT, request_id=sandbox.id
         )
-        pdf = await habilitations.attach(
-            session=session,
-            settings=settings,
-            actor=APPLICANT,
-            request_id=production.id,
-            kind="homologation",
-            filename="h.pdf",
-            content=PDF,
-        )
-        blocks = production_blocks(homologation_sha256=pdf.sha256, start=today)
-        blocks["volumetrie"] = {
+        volumetry = {
             "appels_par_minute": 1200,
             "pics_de_charge": "campagne de mai",
             "nombre_dossiers": 40000,
             "periodicite": "annuelle",
         }
-        blocks["acces_technique"] = dict(
-            production.data["acces_technique"], certificat_pem=trusted_pem
+        access = dict(production.data["acces_technique"], certificat_pem=trusted_pem)
+        await _fill_production(
+            session,
+            settings,
+            production.id,
+            start=today,
+            volumetrie=volumetry,
+            acces_technique=access,
         )
-        for key, values in blocks.items():
-            await habilitations.save_block(
-                session=session, actor=APPLICANT, request_id=production.id, block=key, values=values
-            )
         decision = await submit_and_validate(session, settings, production.id)
     async with sessionmaker() as session:
         teleservice = await consumers.get_by_id_teleservice(

@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from ensu import clock
+from ensu import clock, db
 from ensu.accounts.principal import StaffRole
 from ensu.config import Settings
+from ensu.habilitations import service as habilitations
 from ensu.portal.app import create_portal_app
-from tests.support.habilitations import PDF, sandbox_blocks
+from tests.support.habilitations import APPLICANT, PDF, sandbox_blocks, validated_request
 from tests.unit.portal.conftest import (
     BASE,
     PASSWORD,
@@ -177,3 +178,43 @@ async def test_another_organisation_gets_404_on_every_route_and_a_reporter_decid
             assert forced.status_code == 409
             assert "réservé" in forced.text
             assert (await reporter_client.get(path)).text.count("soumise") >= 1
+
+
+async def test_a_validation_whose_provisioning_fails_keeps_nothing(
+    portal: httpx.AsyncClient, portal_settings: Settings
+) -> None:
+    """The reopened request asks another token method: provisioning refuses it after the
+    state moved; the page says why and the request is still submitted (R-HAB-4)."""
+    engine = db.make_engine(portal_settings.database_url)
+    try:
+        async with db.session_scope(db.make_sessionmaker(engine)) as session:
+            view = await validated_request(session, portal_settings)
+            await habilitations.reopen(session=session, actor=APPLICANT, request_id=view.id)
+            access = dict(
+                view.data["acces_technique"], methode_authentification="client_secret_basic"
+            )
+            await habilitations.save_block(
+                session=session, actor=APPLICANT, request_id=view.id, block="acces_technique",
+                values=access,
+            )  # fmt: skip
+            await habilitations.submit(
+                session=session, settings=portal_settings, actor=APPLICANT, request_id=view.id
+            )
+    finally:
+        await engine.dispose()
+    instructor = await make_staff(portal_settings, StaffRole.INSTRUCTOR)
+    await sign_in_staff(portal, instructor, clock.time())
+    path = f"/demandes/{view.id}"
+    refused = await _act(portal, path, "validate", analyse="CRPA")
+    assert refused.status_code == 409
+    assert (
+        "méthode d&#39;authentification" in refused.text
+        or "méthode d'authentification" in refused.text
+    )
+    assert "soumise" in refused.text
+    again = await portal.get(path)
+    assert "Valider la demande" in again.text
+    (snapshot,) = [
+        line for line in again.text.splitlines() if "obsolète" in line or ">active<" in line
+    ]
+    assert ">active<" in snapshot

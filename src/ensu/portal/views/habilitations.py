@@ -433,9 +433,13 @@ async def act(page: Page) -> Response:
     common: dict[str, Any] = {"session": page.db, "actor": page.actor, "request_id": view.id}
     try:
         target = await _fire(page, action, common, reason, analysis)
-    except InvalidRequestData as invalid:
-        return await _show(page, view, status=400, errors=invalid.errors, values=form.kept())
     except HabilitationError as refused:
+        # Nothing of a refused action is kept: a validation whose provisioning failed
+        # leaves the request submitted (the view would otherwise commit the state).
+        await page.db.rollback()
+        view = await _load(page)
+        if isinstance(refused, InvalidRequestData):
+            return await _show(page, view, status=400, errors=refused.errors, values=form.kept())
         return await _show(
             page, view, status=409, errors={"action": str(refused)}, values=form.kept()
         )

@@ -97,6 +97,7 @@ __all__ = [
     "reveal_secret",
     "revoke",
     "save_block",
+    "security_commitment",
     "start_next_stage",
     "submit",
     "timeline",
@@ -981,6 +982,26 @@ async def reveal_secret(
         details={"habilitation_id": row.id, "id_teleservice": row.id_teleservice},
     )
     return secret
+
+
+async def security_commitment(
+    *, session: AsyncSession, id_teleservice: str
+) -> SecurityCommitment | None:
+    """The security commitment (R-SEC-1) of the téléservice's active production
+    habilitation, as validated: what the compliance clock records and watches (R-SEC-2,
+    R-SEC-3). ``None`` for a sandbox téléservice or one without an active habilitation."""
+    snapshot = await session.scalar(
+        select(Habilitation).where(
+            Habilitation.id_teleservice == id_teleservice,
+            Habilitation.status == HabilitationStatus.ACTIVE,
+            Habilitation.stage == Environment.PRODUCTION,
+        )
+    )
+    if snapshot is None:
+        return None
+    commitment = parse_block("engagement_securite", snapshot.data["engagement_securite"])
+    assert isinstance(commitment, SecurityCommitment)
+    return commitment
 
 
 def block_titles(stage: Environment) -> list[tuple[str, str]]:

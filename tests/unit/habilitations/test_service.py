@@ -199,6 +199,19 @@ async def test_production_stage_keeps_the_sandbox_data_and_adds_its_blocks(
     assert teleservice.quota_per_minute == 500
     assert teleservice.valid_from == today
     assert teleservice.id_teleservice != sandbox.id_teleservice
+    async with sessionmaker() as session:
+        commitment = await habilitations.security_commitment(
+            session=session, id_teleservice=teleservice.id_teleservice
+        )
+        assert (
+            await habilitations.security_commitment(
+                session=session, id_teleservice=sandbox.id_teleservice or ""
+            )
+            is None
+        )
+    assert commitment is not None
+    assert commitment.homologation is not None
+    assert commitment.homologation.autorite_nom == "Claire Autorité"
 
 
 async def test_production_volumetry_above_500_is_the_instructor_s_recorded_decision(

@@ -31,6 +31,7 @@ class EventTag(enum.StrEnum):
     OAUTH_TOKEN_REVOKED = "oauth:token:revoked"  # noqa: S105 - a tag, not a secret
     CONSUMERS_TELESERVICE_CERTIFICATES_REPLACED = "consumers:teleservice:certificates_replaced"
     CONSUMERS_TELESERVICE_CONTACTS_SET = "consumers:teleservice:contacts_set"
+    CONSUMERS_TELESERVICE_PERIMETER_SET = "consumers:teleservice:perimeter_set"
     AUDIT_JOURNAL_INTEGRITY_BREACH = "audit:journal:integrity_breach"
     AUDIT_JOURNAL_RESUMED = "audit:journal:resumed"
     AUDIT_JOURNAL_EXPORTED = "audit:journal:exported"

@@ -44,6 +44,11 @@ ROUTES = [
     ),
     Route(f"{TELESERVICE}/quota", view(teleservices.quota, Access.STAFF, MANAGER), methods=POST),
     Route(
+        f"{TELESERVICE}/perimetre",
+        view(teleservices.perimeter, Access.STAFF, INSTRUCTOR),
+        methods=POST,
+    ),
+    Route(
         f"{TELESERVICE}/certificats",
         view(teleservices.certificates, Access.STAFF, INSTRUCTOR),
         methods=POST,

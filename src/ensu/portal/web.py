@@ -69,9 +69,14 @@ def is_loopback(host: str) -> bool:
 
 @dataclass
 class Form:
-    """A submitted ``application/x-www-form-urlencoded`` form (first value of each name)."""
+    """A submitted ``application/x-www-form-urlencoded`` form: ``get`` the first value of
+    a name, ``all`` every value (checkboxes)."""
 
     values: dict[str, str]
+    lists: dict[str, list[str]] = field(default_factory=dict)
+
+    def all(self, name: str) -> list[str]:
+        return list(self.lists.get(name, []))
 
     def get(self, name: str) -> str:
         return self.values.get(name, "")
@@ -154,8 +159,10 @@ class Page:
             return self._form
         body = await _body(self.request)
         values: dict[str, str] = {}
+        lists: dict[str, list[str]] = {}
         for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
             values.setdefault(key, value)
+            lists.setdefault(key, []).append(value)
         self._check_origin()
         sent = values.pop(CSRF_FIELD, "")
         expected = self.visit.csrf_token if self.visit else ""
@@ -165,8 +172,12 @@ class Page:
                 "Le formulaire a expiré ou ne vient pas de ce site : rechargez la page et "
                 "recommencez.",
             )
-        self._form = Form(values)
+        self._form = Form(values, lists)
         return self._form
+
+    def form_values(self, name: str) -> list[str]:
+        """Every value of ``name`` in the form read by :meth:`form` (checkboxes)."""
+        return self._form.all(name) if self._form is not None else []
 
     def _check_origin(self) -> None:
         if self.request.headers.get("sec-fetch-site") == "cross-site":

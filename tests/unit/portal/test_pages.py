@@ -447,3 +447,43 @@ async def test_the_store_documents_the_api_from_its_openapi(portal: httpx.AsyncC
     assert "curl" in answer.text
     assert "ID_Teleservice" in answer.text
     assert "Sujets de test du bac à sable" in answer.text
+
+
+@pytest.mark.anyio
+async def test_an_instructor_sets_the_perimeter_and_bad_dates_are_kept_with_their_message(
+    portal: httpx.AsyncClient, portal_settings: Settings
+) -> None:
+    identifier = await _teleservice(portal_settings)
+    instructor = await make_staff(portal_settings, StaffRole.INSTRUCTOR)
+    await sign_in_staff(portal, instructor, clock.time())
+    page = f"/admin/teleservices/{identifier}"
+    shown = await portal.get(page)
+    assert 'id="f-family-declaratives" name="families" value="declaratives" checked' in shown.text
+    refused = await portal.post(
+        f"{page}/perimetre",
+        data={
+            "csrf": csrf_of(shown.text),
+            "families": ["paiements", "bancaires"],
+            "codes": "",
+            "period_start": "2023-01-01",
+            "period_end": "31/12/2025",
+        },
+    )
+    assert refused.status_code == 400
+    assert 'href="#f-period_end"' in refused.text
+    assert 'value="31/12/2025"' in refused.text
+    assert 'value="paiements" checked' in refused.text
+    assert 'value="bancaires" checked' in refused.text
+    assert 'value="declaratives" checked' not in refused.text
+    done = await portal.post(
+        f"{page}/perimetre",
+        data={
+            "csrf": csrf_of(refused.text),
+            "families": ["paiements"],
+            "codes": "",
+            "period_start": "2023-01-01",
+            "period_end": "2025-12-31",
+        },
+    )
+    assert done.status_code == 303
+    assert "Le périmètre est modifié." in (await portal.get(done.headers["location"])).text

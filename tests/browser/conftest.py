@@ -179,3 +179,12 @@ def sign_in(page: Page, url: str, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Adresse électronique").fill(email)
     page.get_by_label("Mot de passe").fill(password)
     page.get_by_role("button", name="Se connecter").click()
+
+
+def sign_up(page: Page, url: str, name: str, email: str, siret: str) -> None:
+    page.goto(f"{url}/inscription")
+    page.get_by_label("Nom et prénom").fill(name)
+    page.get_by_label("Adresse électronique").fill(email)
+    page.get_by_label("SIRET de l'organisation").fill(siret)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Créer mon compte").click()

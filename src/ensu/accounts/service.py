@@ -110,7 +110,10 @@ async def find_person(*, session: AsyncSession, email: str) -> PersonView | None
 # -- creating people ---------------------------------------------------------------------
 
 
-def _identity_problems(name: str, email: str) -> dict[str, str]:
+async def _new_person_problems(
+    session: AsyncSession, name: str, email: str, password: str
+) -> dict[str, str]:
+    """What refuses a new account, field by field (French, for the form)."""
     problems: dict[str, str] = {}
     if not name.strip():
         problems["name"] = "Indiquez votre nom et votre prénom."
@@ -122,6 +125,11 @@ def _identity_problems(name: str, email: str) -> dict[str, str]:
         problems["email"] = (
             "Indiquez une adresse électronique valide, par exemple prenom.nom@exemple.fr."
         )
+    elif await _by_email(session, email) is not None:
+        problems["email"] = "Un compte existe déjà avec cette adresse électronique."
+    weak = passwords.problem(password)
+    if weak:
+        problems["password"] = weak
     return problems
 
 
@@ -139,18 +147,13 @@ async def sign_up(
     Raises :class:`InvalidAccountData` with one French message per refused field.
     """
     siret = organisation_siret.replace(" ", "").strip()
-    problems = _identity_problems(name, email)
+    problems = await _new_person_problems(session, name, email, password)
     if not siret:
         problems["organisation_siret"] = "Indiquez le SIRET de votre organisation."
     elif not is_valid_siret(siret):
         problems["organisation_siret"] = (
             "Le SIRET doit contenir 14 chiffres et sa clé de contrôle (Luhn) doit être valide."
         )
-    weak = passwords.problem(password)
-    if weak:
-        problems["password"] = weak
-    if "email" not in problems and await _by_email(session, email) is not None:
-        problems["email"] = "Un compte existe déjà avec cette adresse électronique."
     if problems:
         raise InvalidAccountData(problems)
     row = await _add_person(
@@ -211,12 +214,7 @@ async def create_staff(
     now: dt.datetime | None = None,
 ) -> StaffCreated:
     """A staff member with ``role`` and a fresh TOTP secret, returned once (to enrol)."""
-    problems = _identity_problems(name, email)
-    weak = passwords.problem(password)
-    if weak:
-        problems["password"] = weak
-    if "email" not in problems and await _by_email(session, email) is not None:
-        problems["email"] = "Un compte existe déjà avec cette adresse électronique."
+    problems = await _new_person_problems(session, name, email, password)
     if problems:
         raise InvalidAccountData(problems)
     secret = totp.new_secret()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 import socket
 import ssl
@@ -31,7 +30,7 @@ import uvicorn
 from uvicorn._compat import asyncio_run
 
 from ensu.cli.staff import PORTAL_FACTORY, portal_options
-from ensu.config import Settings, TLSMode, get_settings
+from ensu.config import Settings, TLSMode, get_settings, is_loopback
 from ensu.edge import uvicorn_tls
 from ensu.operations.probe import target_url as probe_url
 from ensu.pki.service import PkiLayout
@@ -87,21 +86,12 @@ def server_options(
 def _proxy_options(*, settings: Settings, host: str | None, port: int | None) -> dict[str, Any]:
     """Plain HTTP for the proxy: on the loopback, unless proxies are explicitly trusted."""
     bind = host or PROXY_UPSTREAM_HOST
-    if not _is_loopback(bind) and not settings.trusted_proxies:
+    if not is_loopback(bind) and not settings.trusted_proxies:
         raise ServeError(
             f"refusing plain HTTP on {bind}: in proxy mode the app listens on the loopback,"
             " or set ENSU_TRUSTED_PROXIES to the proxies allowed to reach it"
         )
     return {"host": bind, "port": port or PROXY_UPSTREAM_PORT, "http": "httptools"}
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
@@ -191,7 +181,7 @@ def _banner(*, settings: Settings, options: dict[str, Any]) -> str:
         where = f"{settings.metrics_host}:{settings.metrics_port}"
         operators = f"\nOperators (metrics, health, availability): http://{where}/metrics, /healthz"
     # The server certificate names the loopback only: an example must use it.
-    example = authority if _is_loopback(host) else f"127.0.0.1:{options['port']}"
+    example = authority if is_loopback(host) else f"127.0.0.1:{options['port']}"
     if settings.portal_port:
         operators += (
             f"\nPortal (people's pages, no client certificate): "

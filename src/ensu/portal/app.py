@@ -20,11 +20,10 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from ensu import db
-from ensu.config import Settings, get_settings
+from ensu.config import Settings, get_settings, is_loopback
 from ensu.portal import filters
 from ensu.portal.routes import ROUTES
 from ensu.portal.security import SecurityHeaders
-from ensu.portal.web import is_loopback
 
 HERE = Path(__file__).parent
 

@@ -3,7 +3,6 @@ TOTP, roles, what consumer credentials open (R-HAB-1, R-HAB-2, R-Q-2)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import httpx
@@ -14,11 +13,11 @@ from ensu import clock, db
 from ensu.accounts.principal import StaffRole
 from ensu.audit.models import Event
 from ensu.audit.tags import EventTag
-from ensu.config import Environment, Settings
+from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import TeleserviceStatus
 from ensu.portal.app import create_portal_app
-from tests.support.certs import SIRET, make_certificate
+from tests.support.certs import SIRET, create_client, make_certificate
 from tests.unit.portal.conftest import (
     PASSWORD,
     csrf_of,
@@ -45,18 +44,7 @@ async def _teleservice(settings: Settings) -> str:
     engine = db.make_engine(settings.database_url)
     try:
         async with db.session_scope(db.make_sessionmaker(engine)) as session:
-            await consumers.ensure_organisation(session=session, siret=SIRET, name="Org", actor="t")
-            created = await consumers.create_teleservice(
-                session=session,
-                organisation_siret=SIRET,
-                name="Service de test",
-                environment=Environment.SANDBOX,
-                certificates=[CERT.ref],
-                families=["declaratives"],
-                period_start=dt.date(2020, 1, 1),
-                period_end=dt.date(2024, 12, 31),
-                actor="t",
-            )
+            created = await create_client(session, CERT, client_id="portal-test")
             return created.id_teleservice
     finally:
         await engine.dispose()

@@ -182,7 +182,7 @@ def _banner(*, settings: Settings, options: dict[str, Any]) -> str:
         operators = f"\nOperators (metrics, health, availability): http://{where}/metrics, /healthz"
     # The server certificate names the loopback only: an example must use it.
     example = authority if is_loopback(host) else f"127.0.0.1:{options['port']}"
-    if settings.portal_port:
+    if settings.portal_port and options["workers"] == 1:
         operators += (
             f"\nPortal (people's pages, no client certificate): "
             f"http://{settings.portal_host}:{settings.portal_port}/"

@@ -63,7 +63,7 @@ def create_portal_app(settings: Settings | None = None) -> Starlette:
     app.state.templates = templates()
     # Outside the loopback the portal is behind TLS: the cookie is Secure (and __Host-).
     app.state.secure_cookie = not is_loopback(settings.portal_host)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, https=app.state.secure_cookie)
     return app
 
 

@@ -76,6 +76,7 @@ async def test_every_answer_carries_the_security_headers(
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["cache-control"] == "no-store"
+    assert "strict-transport-security" not in answer.headers  # plain HTTP on the loopback
     assert '<html lang="fr">' in answer.text
     assert "style=" not in answer.text
     assert "<script" not in answer.text
@@ -402,6 +403,7 @@ async def test_the_cookie_is_secure_and_host_only_beyond_the_loopback(
         ):
             answer = await client.get("/connexion")
         cookie = answer.headers["set-cookie"]
+        assert ("strict-transport-security" in answer.headers) is secure
         assert cookie.startswith(f"{name}=")
         assert "HttpOnly" in cookie
         assert "SameSite=lax" in cookie

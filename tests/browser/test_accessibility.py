@@ -74,7 +74,7 @@ def test_applicant_pages(portal: Portal, page: Page) -> None:
     assert found == []
 
 
-@pytest.mark.parametrize("role", [StaffRole.REPORTER, StaffRole.MANAGER])
+@pytest.mark.parametrize("role", [StaffRole.REPORTER, StaffRole.MANAGER, StaffRole.ADMIN])
 def test_staff_pages(portal: Portal, page: Page, role: StaffRole) -> None:
     identifier = _teleservice(portal)
     agent = portal.staff(role, f"axe-{role.value}")
@@ -85,6 +85,9 @@ def test_staff_pages(portal: Portal, page: Page, role: StaffRole) -> None:
     found += scan(page, f"teleservices-{role.value}")
     page.goto(f"{portal.url}/admin/teleservices/{identifier}")
     found += scan(page, f"teleservice-{role.value}")
+    if role is StaffRole.ADMIN:
+        page.goto(f"{portal.url}/admin/comptes")
+        found += scan(page, "comptes")
     if role is StaffRole.MANAGER:
         page.get_by_label("Nouveau quota").fill("500")
         page.get_by_role("button", name="Enregistrer la décision").click()

@@ -14,6 +14,9 @@ class EventTag(enum.StrEnum):
     ACCOUNTS_SESSION_CLOSED = "accounts:session:closed"
     ACCOUNTS_PASSWORD_CHANGED = "accounts:password:changed"  # noqa: S105 - a tag
     ACCOUNTS_TOTP_RESET = "accounts:totp:reset"
+    ACCOUNTS_STAFF_ROLE_CHANGED = "accounts:staff:role_changed"
+    ACCOUNTS_PERSON_DEACTIVATED = "accounts:person:deactivated"
+    ACCOUNTS_PERSON_REACTIVATED = "accounts:person:reactivated"
     DOCUMENTS_BLOB_INTEGRITY_FAILURE = "documents:blob:integrity_failure"
     DOCUMENTS_IMPORT_COMPLETED = "documents:import:completed"
     SANDBOX_DATA_GENERATED = "sandbox:data:generated"

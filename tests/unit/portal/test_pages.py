@@ -477,3 +477,33 @@ async def test_an_instructor_sets_the_perimeter_and_bad_dates_are_kept_with_thei
     )
     assert done.status_code == 303
     assert "Le périmètre est modifié." in (await portal.get(done.headers["location"])).text
+
+
+@pytest.mark.anyio
+async def test_an_admin_changes_a_role_where_a_manager_cannot(portal_settings: Settings) -> None:
+    manager = await make_staff(portal_settings, StaffRole.MANAGER)
+    admin = await make_staff(portal_settings, StaffRole.ADMIN)
+    app = create_portal_app(portal_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            await sign_in_staff(client, manager, clock.time())
+            assert (await client.get("/admin/comptes")).status_code == 403
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            await sign_in_staff(client, admin, clock.time())
+            listing = await client.get("/admin/comptes")
+            assert listing.status_code == 200
+            found = re.search(r'action="/admin/comptes/(\d+)/role"', listing.text)
+            assert found is not None
+            done = await client.post(
+                f"/admin/comptes/{found.group(1)}/role",
+                data={"csrf": csrf_of(listing.text), "role": "reporter"},
+            )
+            assert done.status_code == 303
+            after = await client.get(done.headers["location"])
+            assert "Le rôle est modifié." in after.text
+            assert '<option value="reporter" selected>' in after.text
+    changed = [e for e in await _events(portal_settings) if e.tag == "accounts:staff:role_changed"]
+    assert [(e.actor, e.details["to"]) for e in changed] == [
+        ("staff:admin@dgfip.example", "reporter")
+    ]

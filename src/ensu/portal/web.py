@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,8 +291,13 @@ async def _open_page(request: Request, db: AsyncSession, settings: Settings, sec
     )
 
 
+#: A local path and query, nothing a browser could read as another host (``//``, ``\\``,
+#: control characters, a scheme).
+_LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%=&?+-]*")
+
+
 def safe_next(target: str | None, default: str) -> str:
     """A local path to go to after sign-in, never another site (open redirect)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if not target or _LOCAL_PATH.fullmatch(target) is None:
         return default
     return target

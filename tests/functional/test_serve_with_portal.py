@@ -1,5 +1,5 @@
 """``ensu serve`` runs the portal beside the API: both answer, and one Ctrl-C (SIGINT to
-the process group, as a terminal sends it) stops both."""
+the process group, as a terminal sends it) stops both, each through its own shutdown."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ensu import db
 from ensu.config import Settings
@@ -35,7 +36,8 @@ def _wait(process: subprocess.Popen[bytes], check: httpx.Client, url: str) -> bo
     return False
 
 
-def test_one_ctrl_c_stops_the_api_and_the_portal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_one_signal_stops_the_api_and_the_portal(tmp_path: Path, stop: signal.Signals) -> None:
     var = tmp_path / "var"
     settings = Settings(var_dir=var)
     db.upgrade(settings.database_url)
@@ -61,7 +63,7 @@ def test_one_ctrl_c_stops_the_api_and_the_portal(tmp_path: Path) -> None:
             assert _wait(process, plain, f"http://127.0.0.1:{portal_port}/connexion"), (
                 log.read_text()
             )
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, stop)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
@@ -69,4 +71,7 @@ def test_one_ctrl_c_stops_the_api_and_the_portal(tmp_path: Path) -> None:
             process.wait()
     assert _refused(api_port)
     assert _refused(portal_port)
-    assert "Portal (people's pages, no client certificate)" in log.read_text()
+    output = log.read_text()
+    assert "Portal (people's pages, no client certificate)" in output
+    assert "Traceback" not in output  # both shut down cleanly, none cancelled midway
+    assert output.count("Application shutdown complete") == 2

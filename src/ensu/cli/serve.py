@@ -20,14 +20,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import ssl
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import typer
 import uvicorn
 from uvicorn._compat import asyncio_run
+from uvicorn.server import HANDLED_SIGNALS
 
 from ensu.cli.staff import PORTAL_FACTORY, portal_options
 from ensu.config import Settings, TLSMode, get_settings, is_loopback
@@ -132,6 +135,30 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
+class PairedServer(uvicorn.Server):
+    """The API's server, owner of the signals: Ctrl-C (or SIGTERM) stops it and the
+    portal at once, a second Ctrl-C forces both. Unlike uvicorn's own, it does not
+    raise the signal again once stopped: asyncio's runner would then cancel the portal
+    in the middle of its shutdown."""
+
+    def __init__(self, config: uvicorn.Config, portal: uvicorn.Server) -> None:
+        super().__init__(config)
+        self.portal = portal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.portal.handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """The portal's listening socket, bound before anything starts: a port taken is a
     clear error here, not a ``SystemExit`` inside a running loop."""
@@ -156,18 +183,18 @@ def _serve_with_portal(options: dict[str, Any], settings: Settings) -> None:
     sock = _bind(portal["host"], portal["port"])
     api_config = uvicorn.Config(APP_FACTORY, factory=True, **options)
     portal_config = uvicorn.Config(PORTAL_FACTORY, factory=True, **portal)
-    api_server, portal_server = uvicorn.Server(api_config), EmbeddedServer(portal_config)
+    portal_server = EmbeddedServer(portal_config)
+    api_server = PairedServer(api_config, portal_server)
 
     async def both() -> None:
         portal_task = asyncio.create_task(portal_server.serve(sockets=[sock]))
         try:
             await api_server.serve()
-        finally:
+        finally:  # the API stopped (a signal, or it could not start): the portal too
             portal_server.should_exit = True
             await portal_task
 
-    with contextlib.suppress(KeyboardInterrupt):  # the loop uvicorn.run would choose
-        asyncio_run(both(), loop_factory=api_config.get_loop_factory())
+    asyncio_run(both(), loop_factory=api_config.get_loop_factory())  # uvicorn.run's loop
 
 
 def _banner(*, settings: Settings, options: dict[str, Any]) -> str:

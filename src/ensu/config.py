@@ -49,6 +49,16 @@ class BlobBackend(enum.StrEnum):
     DATABASE = "database"
 
 
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and the loopback addresses (where plain HTTP stays local)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]

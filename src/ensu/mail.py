@@ -140,7 +140,7 @@ def _record(folder: Path, message: EmailMessage) -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     final = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
     partial = final.with_suffix(".tmp")
-    partial.write_bytes(message.as_bytes(policy=email.policy.SMTP))
+    partial.write_bytes(message.as_bytes(policy=email.policy.default))
     partial.replace(final)
 
 

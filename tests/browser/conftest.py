@@ -123,7 +123,9 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     pytest.fail(f"the portal did not answer within 30 s: {log.read_text()}")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps its event loop running while it
+# is open, and the tests after these (asyncio.run, anyio) would find it running.
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: make system-deps installs Debian's chromium"
@@ -134,7 +136,7 @@ def playwright_session() -> Iterator[Playwright]:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_session: Playwright) -> Iterator[Browser]:
     browser = playwright_session.chromium.launch(
         executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
@@ -179,3 +181,12 @@ def sign_in(page: Page, url: str, email: str, password: str = PASSWORD) -> None:
     page.get_by_label("Adresse électronique").fill(email)
     page.get_by_label("Mot de passe").fill(password)
     page.get_by_role("button", name="Se connecter").click()
+
+
+def sign_up(page: Page, url: str, name: str, email: str, siret: str) -> None:
+    page.goto(f"{url}/inscription")
+    page.get_by_label("Nom et prénom").fill(name)
+    page.get_by_label("Adresse électronique").fill(email)
+    page.get_by_label("SIRET de l'organisation").fill(siret)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Créer mon compte").click()

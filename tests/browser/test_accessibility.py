@@ -12,9 +12,8 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from ensu.accounts.principal import StaffRole
-from tests.browser.conftest import ARTIFACTS, Portal, sign_in
+from tests.browser.conftest import ARTIFACTS, Portal, sign_in, sign_up
 from tests.browser.test_journeys import _teleservice
-from tests.unit.portal.conftest import PASSWORD
 
 BLOCKING = {"serious", "critical"}
 #: WCAG 2.0/2.1 A and AA, plus axe's best practices (landmarks, headings, regions).
@@ -65,12 +64,7 @@ def test_forms_with_their_errors(portal: Portal, page: Page) -> None:
 
 
 def test_applicant_pages(portal: Portal, page: Page) -> None:
-    page.goto(f"{portal.url}/inscription")
-    page.get_by_label("Nom et prénom").fill("Alex Durand")
-    page.get_by_label("Adresse électronique").fill("alex@mairie.example")
-    page.get_by_label("SIRET de l'organisation").fill("13000000000005")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Créer mon compte").click()
+    sign_up(page, portal.url, "Alex Durand", "alex@mairie.example", "13000000000005")
     found = scan(page, "compte")
     page.get_by_label("Mot de passe actuel").fill("faux")
     page.get_by_role("button", name="Changer le mot de passe").click()
@@ -80,7 +74,7 @@ def test_applicant_pages(portal: Portal, page: Page) -> None:
     assert found == []
 
 
-@pytest.mark.parametrize("role", [StaffRole.REPORTER, StaffRole.MANAGER])
+@pytest.mark.parametrize("role", [StaffRole.REPORTER, StaffRole.MANAGER, StaffRole.ADMIN])
 def test_staff_pages(portal: Portal, page: Page, role: StaffRole) -> None:
     identifier = _teleservice(portal)
     agent = portal.staff(role, f"axe-{role.value}")
@@ -91,6 +85,9 @@ def test_staff_pages(portal: Portal, page: Page, role: StaffRole) -> None:
     found += scan(page, f"teleservices-{role.value}")
     page.goto(f"{portal.url}/admin/teleservices/{identifier}")
     found += scan(page, f"teleservice-{role.value}")
+    if role is StaffRole.ADMIN:
+        page.goto(f"{portal.url}/admin/comptes")
+        found += scan(page, "comptes")
     if role is StaffRole.MANAGER:
         page.get_by_label("Nouveau quota").fill("500")
         page.get_by_role("button", name="Enregistrer la décision").click()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
+import uuid
 
 from playwright.sync_api import BrowserContext, Page, expect
 
 from ensu import db
 from ensu.accounts.principal import StaffRole
-from ensu.config import Environment
-from ensu.consumers import service as consumers
-from tests.browser.conftest import Portal, run_async, sign_in
-from tests.support.certs import SIRET, make_certificate
+from tests.browser.conftest import Portal, run_async, sign_in, sign_up
+from tests.support.certs import SIRET, create_client, make_certificate
 from tests.unit.portal.conftest import PASSWORD
 
 CERT = make_certificate("browser")
@@ -23,20 +21,8 @@ def _teleservice(portal: Portal) -> str:
         engine = db.make_engine(portal.settings.database_url)
         try:
             async with db.session_scope(db.make_sessionmaker(engine)) as session:
-                await consumers.ensure_organisation(
-                    session=session, siret=SIRET, name="Mairie de test", actor="t"
-                )
-                created = await consumers.create_teleservice(
-                    session=session,
-                    organisation_siret=SIRET,
-                    name="Téléservice de test",
-                    environment=Environment.SANDBOX,
-                    certificates=[CERT.ref],
-                    families=["declaratives"],
-                    period_start=dt.date(2020, 1, 1),
-                    period_end=dt.date(2024, 12, 31),
-                    actor="t",
-                )
+                client_id = f"browser-{uuid.uuid4().hex[:8]}"
+                created = await create_client(session, CERT, client_id=client_id)
                 return created.id_teleservice
         finally:
             await engine.dispose()
@@ -45,12 +31,7 @@ def _teleservice(portal: Portal) -> str:
 
 
 def test_an_applicant_signs_up_after_correcting_the_siret(portal: Portal, page: Page) -> None:
-    page.goto(f"{portal.url}/inscription")
-    page.get_by_label("Nom et prénom").fill("Camille Martin")
-    page.get_by_label("Adresse électronique").fill("camille@mairie.example")
-    page.get_by_label("SIRET de l'organisation").fill("13000000000006")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Créer mon compte").click()
+    sign_up(page, portal.url, "Camille Martin", "camille@mairie.example", "13000000000006")
     expect(page).to_have_title("Erreur : Créer un compte — ENSU Documents")
     # The summary has the focus and links to the field; the field says why, value kept.
     assert page.evaluate("document.activeElement.className") == "error-summary"
@@ -148,12 +129,7 @@ def test_consumer_credentials_open_no_portal_page(portal: Portal, page: Page) ->
 
 
 def test_an_applicant_cannot_see_staff_pages(portal: Portal, page: Page) -> None:
-    page.goto(f"{portal.url}/inscription")
-    page.get_by_label("Nom et prénom").fill("Dominique Petit")
-    page.get_by_label("Adresse électronique").fill("dominique@mairie.example")
-    page.get_by_label("SIRET de l'organisation").fill(SIRET)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Créer mon compte").click()
+    sign_up(page, portal.url, "Dominique Petit", "dominique@mairie.example", SIRET)
     expect(page).to_have_url(f"{portal.url}/compte?bienvenue=1")
     expect(page.get_by_role("link", name="Téléservices")).to_have_count(0)
     with page.expect_response(f"{portal.url}/admin/teleservices") as answer:

@@ -4,6 +4,7 @@
 
     AccountError
     ├── InvalidAccountData   one French message per form field (``fields``)
+    ├── NotAllowed           the actor's role does not allow the change
     └── UnknownPerson        no such account
 """
 
@@ -26,3 +27,7 @@ class InvalidAccountData(AccountError):
 
 class UnknownPerson(AccountError):
     """No account with that address or id."""
+
+
+class NotAllowed(AccountError):
+    """The actor may not make this change (people are managed by admins, R-HAB-2)."""

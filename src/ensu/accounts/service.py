@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ensu import clock
 from ensu.accounts import passwords, throttle, totp
-from ensu.accounts.errors import InvalidAccountData, UnknownPerson
+from ensu.accounts.errors import InvalidAccountData, NotAllowed, UnknownPerson
 from ensu.accounts.models import Person, PortalSession, SessionStage
-from ensu.accounts.principal import ActorKind, StaffRole
+from ensu.accounts.principal import Actor, ActorKind, StaffRole
 from ensu.accounts.schemas import (
     OpenedSession,
     PersonView,
@@ -50,9 +50,12 @@ __all__ = [
     "create_staff",
     "current_code",
     "find_person",
+    "list_people",
     "load_session",
     "open_session",
     "reset_totp",
+    "set_active",
+    "set_role",
     "sign_up",
 ]
 
@@ -110,7 +113,10 @@ async def find_person(*, session: AsyncSession, email: str) -> PersonView | None
 # -- creating people ---------------------------------------------------------------------
 
 
-def _identity_problems(name: str, email: str) -> dict[str, str]:
+async def _new_person_problems(
+    session: AsyncSession, name: str, email: str, password: str
+) -> dict[str, str]:
+    """What refuses a new account, field by field (French, for the form)."""
     problems: dict[str, str] = {}
     if not name.strip():
         problems["name"] = "Indiquez votre nom et votre prénom."
@@ -122,6 +128,11 @@ def _identity_problems(name: str, email: str) -> dict[str, str]:
         problems["email"] = (
             "Indiquez une adresse électronique valide, par exemple prenom.nom@exemple.fr."
         )
+    elif await _by_email(session, email) is not None:
+        problems["email"] = "Un compte existe déjà avec cette adresse électronique."
+    weak = passwords.problem(password)
+    if weak:
+        problems["password"] = weak
     return problems
 
 
@@ -139,18 +150,13 @@ async def sign_up(
     Raises :class:`InvalidAccountData` with one French message per refused field.
     """
     siret = organisation_siret.replace(" ", "").strip()
-    problems = _identity_problems(name, email)
+    problems = await _new_person_problems(session, name, email, password)
     if not siret:
         problems["organisation_siret"] = "Indiquez le SIRET de votre organisation."
     elif not is_valid_siret(siret):
         problems["organisation_siret"] = (
             "Le SIRET doit contenir 14 chiffres et sa clé de contrôle (Luhn) doit être valide."
         )
-    weak = passwords.problem(password)
-    if weak:
-        problems["password"] = weak
-    if "email" not in problems and await _by_email(session, email) is not None:
-        problems["email"] = "Un compte existe déjà avec cette adresse électronique."
     if problems:
         raise InvalidAccountData(problems)
     row = await _add_person(
@@ -211,12 +217,7 @@ async def create_staff(
     now: dt.datetime | None = None,
 ) -> StaffCreated:
     """A staff member with ``role`` and a fresh TOTP secret, returned once (to enrol)."""
-    problems = _identity_problems(name, email)
-    weak = passwords.problem(password)
-    if weak:
-        problems["password"] = weak
-    if "email" not in problems and await _by_email(session, email) is not None:
-        problems["email"] = "Un compte existe déjà avec cette adresse électronique."
+    problems = await _new_person_problems(session, name, email, password)
     if problems:
         raise InvalidAccountData(problems)
     secret = totp.new_secret()
@@ -272,6 +273,80 @@ async def current_code(*, session: AsyncSession, email: str) -> str:
     if row is None or row.totp_secret is None:
         raise UnknownPerson(f"aucun agent avec l'adresse {email}")
     return totp.code_at(row.totp_secret, clock.time())
+
+
+# -- managing people (admins) -------------------------------------------------------------
+
+
+async def list_people(*, session: AsyncSession, kind: ActorKind) -> list[PersonView]:
+    """Applicants or staff, by name."""
+    rows = await session.scalars(select(Person).where(Person.kind == kind).order_by(Person.name))
+    return [_view(row) for row in rows]
+
+
+async def _managed(session: AsyncSession, person_id: int, actor: Actor) -> Person:
+    """The person an admin changes; never the admin themselves (no lock-out by mistake)."""
+    if not actor.is_staff(StaffRole.ADMIN):
+        raise NotAllowed("seul un administrateur gère les comptes")
+    row = await session.get(Person, person_id)
+    if row is None:
+        raise UnknownPerson(f"aucun compte {person_id}")
+    if row.id == actor.person_id:
+        raise NotAllowed("un administrateur ne modifie pas son propre compte")
+    return row
+
+
+async def set_role(
+    *,
+    session: AsyncSession,
+    person_id: int,
+    role: StaffRole,
+    actor: Actor,
+    now: dt.datetime | None = None,
+) -> PersonView:
+    """An admin gives a staff member another role (R-HAB-2)."""
+    row = await _managed(session, person_id, actor)
+    if row.kind is not ActorKind.STAFF:
+        raise NotAllowed("seuls les agents ont un rôle")
+    previous, row.role, row.updated_at = row.role, role, _now(now)
+    await session.flush()
+    await audit.record_event(
+        session=session,
+        tag=EventTag.ACCOUNTS_STAFF_ROLE_CHANGED,
+        actor=actor.label,
+        details={
+            "person_id": row.id,
+            "email": row.email,
+            "from": previous.value if previous else None,
+            "to": role.value,
+        },
+    )
+    return _view(row)
+
+
+async def set_active(
+    *,
+    session: AsyncSession,
+    person_id: int,
+    active: bool,
+    actor: Actor,
+    now: dt.datetime | None = None,
+) -> PersonView:
+    """An admin closes or reopens an account; closing ends its sessions at once."""
+    row = await _managed(session, person_id, actor)
+    row.active, row.updated_at = active, _now(now)
+    if not active:
+        await session.execute(delete(PortalSession).where(PortalSession.person_id == row.id))
+    await session.flush()
+    await audit.record_event(
+        session=session,
+        tag=EventTag.ACCOUNTS_PERSON_REACTIVATED
+        if active
+        else EventTag.ACCOUNTS_PERSON_DEACTIVATED,
+        actor=actor.label,
+        details={"person_id": row.id, "email": row.email},
+    )
+    return _view(row)
 
 
 # -- signing in --------------------------------------------------------------------------

@@ -14,6 +14,9 @@ class EventTag(enum.StrEnum):
     ACCOUNTS_SESSION_CLOSED = "accounts:session:closed"
     ACCOUNTS_PASSWORD_CHANGED = "accounts:password:changed"  # noqa: S105 - a tag
     ACCOUNTS_TOTP_RESET = "accounts:totp:reset"
+    ACCOUNTS_STAFF_ROLE_CHANGED = "accounts:staff:role_changed"
+    ACCOUNTS_PERSON_DEACTIVATED = "accounts:person:deactivated"
+    ACCOUNTS_PERSON_REACTIVATED = "accounts:person:reactivated"
     DOCUMENTS_BLOB_INTEGRITY_FAILURE = "documents:blob:integrity_failure"
     DOCUMENTS_IMPORT_COMPLETED = "documents:import:completed"
     SANDBOX_DATA_GENERATED = "sandbox:data:generated"
@@ -32,6 +35,7 @@ class EventTag(enum.StrEnum):
     CONSUMERS_TELESERVICE_CERTIFICATES_REPLACED = "consumers:teleservice:certificates_replaced"
     CONSUMERS_TELESERVICE_CONTACTS_SET = "consumers:teleservice:contacts_set"
     CONSUMERS_TELESERVICE_UPDATED = "consumers:teleservice:updated"
+    CONSUMERS_TELESERVICE_PERIMETER_SET = "consumers:teleservice:perimeter_set"
     AUDIT_JOURNAL_INTEGRITY_BREACH = "audit:journal:integrity_breach"
     AUDIT_JOURNAL_RESUMED = "audit:journal:resumed"
     AUDIT_JOURNAL_EXPORTED = "audit:journal:exported"

@@ -50,6 +50,7 @@ from ensu.consumers.quota import QuotaJustification, decide_quota, quota_history
 from ensu.consumers.schemas import (
     DEFAULT_NETWORKS,
     DEFAULT_QUOTAS,
+    FAMILIES,
     CertificateRef,
     Contact,
     CreatedTeleservice,
@@ -60,6 +61,7 @@ from ensu.consumers.schemas import (
     codes_of_families,
     is_thumbprint,
 )
+from ensu.documents.catalogue import CODES
 
 __all__ = [
     "ConsumerError",
@@ -84,6 +86,7 @@ __all__ = [
     "resume",
     "revoke",
     "set_contacts",
+    "set_perimeter",
     "suspend",
     "update_teleservice",
 ]
@@ -532,6 +535,81 @@ async def update_teleservice(
 
 def _to_view_refs(row: Teleservice) -> list[CertificateRef]:
     return [CertificateRef(thumbprint=c.thumbprint, subject=c.subject) for c in row.certificates]
+
+
+def _perimeter_problem(
+    families: frozenset[str], codes: frozenset[str], period_start: dt.date, period_end: dt.date
+) -> str | None:
+    if not families and not codes:
+        return "le périmètre doit compter au moins une famille ou un code de document"
+    if families - FAMILIES:
+        return f"familles inconnues : {', '.join(sorted(families - FAMILIES))}"
+    if codes - CODES:
+        return f"codes absents du catalogue : {', '.join(sorted(codes - CODES))}"
+    if period_start > period_end:
+        return "la période des données commence après sa fin"
+    return None
+
+
+async def set_perimeter(
+    *,
+    session: AsyncSession,
+    id_teleservice: str,
+    families: Iterable[str],
+    codes: Iterable[str],
+    period_start: dt.date,
+    period_end: dt.date,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> TeleserviceView:
+    """Set the perimeter (R-GW-5, R-DATA-5): families and codes of the catalogue and the
+    authorised data period. A mention still the default one follows it (R-CON-1); a
+    mention written by hand is kept. The gateway sees it within a second (its cache)."""
+    wanted_families, wanted_codes = frozenset(families), frozenset(codes)
+    problem = _perimeter_problem(wanted_families, wanted_codes, period_start, period_end)
+    if problem:
+        raise InvalidConsumerData(problem)
+    row = await _row(session, id_teleservice)
+    organisation = await session.get(Organisation, row.organisation_id)
+    assert organisation is not None  # a foreign key
+
+    def mention(fams: frozenset[str], cods: frozenset[str], start: dt.date, end: dt.date) -> str:
+        return default_mention(
+            organisation_name=organisation.name,
+            teleservice_name=row.name,
+            environment=row.environment,
+            families=fams,
+            codes=cods,
+            period_start=start,
+            period_end=end,
+        )
+
+    before = {
+        "families": sorted(row.families),
+        "codes": sorted(row.codes),
+        "period": [row.period_start.isoformat(), row.period_end.isoformat()],
+    }
+    old = mention(frozenset(row.families), frozenset(row.codes), row.period_start, row.period_end)
+    if row.mention_information == old:
+        row.mention_information = mention(wanted_families, wanted_codes, period_start, period_end)
+    row.families, row.codes = sorted(wanted_families), sorted(wanted_codes)
+    row.period_start, row.period_end, row.updated_at = period_start, period_end, _now(now)
+    await session.flush()
+    await audit.record_event(
+        session=session,
+        tag=EventTag.CONSUMERS_TELESERVICE_PERIMETER_SET,
+        actor=actor,
+        details={
+            "id_teleservice": id_teleservice,
+            "before": before,
+            "after": {
+                "families": row.families,
+                "codes": row.codes,
+                "period": [period_start.isoformat(), period_end.isoformat()],
+            },
+        },
+    )
+    return await _require_view(session, Teleservice.id_teleservice == id_teleservice)
 
 
 # -- reading: one query path -------------------------------------------------------------

@@ -20,11 +20,10 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from ensu import db
-from ensu.config import Settings, get_settings
+from ensu.config import Settings, get_settings, is_loopback
 from ensu.portal import filters
 from ensu.portal.routes import ROUTES
 from ensu.portal.security import SecurityHeaders
-from ensu.portal.web import is_loopback
 
 HERE = Path(__file__).parent
 
@@ -64,7 +63,7 @@ def create_portal_app(settings: Settings | None = None) -> Starlette:
     app.state.templates = templates()
     # Outside the loopback the portal is behind TLS: the cookie is Secure (and __Host-).
     app.state.secure_cookie = not is_loopback(settings.portal_host)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, https=app.state.secure_cookie)
     return app
 
 

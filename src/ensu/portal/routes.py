@@ -10,11 +10,12 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from ensu.accounts.principal import StaffRole
-from ensu.portal.views import accounts, habilitations, home, mails, store, teleservices
+from ensu.portal.views import accounts, habilitations, home, mails, people, store, teleservices
 from ensu.portal.web import Access, view
 
 GET, POST = ["GET"], ["POST"]
 REPORTER, INSTRUCTOR, MANAGER = StaffRole.REPORTER, StaffRole.INSTRUCTOR, StaffRole.MANAGER
+ADMIN = StaffRole.ADMIN
 TELESERVICE = "/admin/teleservices/{id_teleservice}"
 REQUEST = "/demandes/{id:int}"
 
@@ -45,6 +46,11 @@ ROUTES = [
     ),
     Route(f"{TELESERVICE}/quota", view(teleservices.quota, Access.STAFF, MANAGER), methods=POST),
     Route(
+        f"{TELESERVICE}/perimetre",
+        view(teleservices.perimeter, Access.STAFF, INSTRUCTOR),
+        methods=POST,
+    ),
+    Route(
         f"{TELESERVICE}/certificats",
         view(teleservices.certificates, Access.STAFF, INSTRUCTOR),
         methods=POST,
@@ -71,6 +77,12 @@ ROUTES = [
         methods=POST,
     ),
     Route("/instruction", view(habilitations.queue, Access.STAFF, REPORTER), methods=GET),
+    # admins: the accounts (R-HAB-2)
+    Route("/admin/comptes", view(people.index, Access.STAFF, ADMIN), methods=GET),
+    Route("/admin/comptes/{person_id}/role", view(people.role, Access.STAFF, ADMIN), methods=POST),
+    Route(
+        "/admin/comptes/{person_id}/statut", view(people.status, Access.STAFF, ADMIN), methods=POST
+    ),
     # developers: the Store (API documentation, sandbox subjects, curl examples)
     Route("/developpeurs", view(store.index), methods=GET),
     # development only: the mails ensu.mail recorded in the outbox

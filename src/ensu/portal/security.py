@@ -5,6 +5,8 @@
 - ``X-Frame-Options: DENY`` for older browsers, ``X-Content-Type-Options: nosniff``,
   ``Referrer-Policy: same-origin``, a ``Permissions-Policy`` that turns off what pages
   never use, ``Cross-Origin-Opener-Policy: same-origin``;
+- ``Strict-Transport-Security`` when the portal is served beyond the loopback (behind
+  TLS, RFC 6797), never on the plain-HTTP loopback listener of development;
 - ``Cache-Control: no-store`` on every page (they are personal or hold a CSRF token);
   the stylesheet under ``/static/`` may be cached.
 """
@@ -27,13 +29,15 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 NO_STORE = (b"cache-control", b"no-store")
 STATIC_CACHE = (b"cache-control", b"public, max-age=3600")
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class SecurityHeaders:
     """Adds :data:`HEADERS` and the cache policy to every HTTP answer of ``app``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
         self.app = app
+        self.headers = (*HEADERS, HSTS) if https else HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,7 +52,7 @@ class SecurityHeaders:
                     for name, value in message.get("headers", [])
                     if name.lower() != b"cache-control"
                 ]
-                message["headers"] = [*kept, *HEADERS, cache]
+                message["headers"] = [*kept, *self.headers, cache]
             await send(message)
 
         await self.app(scope, receive, stamped)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import hmac
-import ipaddress
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,20 +58,16 @@ class Access(enum.Enum):
     STAFF = "staff"
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass
 class Form:
-    """A submitted ``application/x-www-form-urlencoded`` form (first value of each name)."""
+    """A submitted ``application/x-www-form-urlencoded`` form: ``get`` the first value of
+    a name, ``all`` every value (checkboxes)."""
 
     values: dict[str, str]
+    lists: dict[str, list[str]] = field(default_factory=dict)
+
+    def all(self, name: str) -> list[str]:
+        return list(self.lists.get(name, []))
 
     def get(self, name: str) -> str:
         return self.values.get(name, "")
@@ -154,8 +150,10 @@ class Page:
             return self._form
         body = await _body(self.request)
         values: dict[str, str] = {}
+        lists: dict[str, list[str]] = {}
         for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
             values.setdefault(key, value)
+            lists.setdefault(key, []).append(value)
         self._check_origin()
         sent = values.pop(CSRF_FIELD, "")
         expected = self.visit.csrf_token if self.visit else ""
@@ -165,8 +163,12 @@ class Page:
                 "Le formulaire a expiré ou ne vient pas de ce site : rechargez la page et "
                 "recommencez.",
             )
-        self._form = Form(values)
+        self._form = Form(values, lists)
         return self._form
+
+    def form_values(self, name: str) -> list[str]:
+        """Every value of ``name`` in the form read by :meth:`form` (checkboxes)."""
+        return self._form.all(name) if self._form is not None else []
 
     def _check_origin(self) -> None:
         if self.request.headers.get("sec-fetch-site") == "cross-site":
@@ -289,8 +291,13 @@ async def _open_page(request: Request, db: AsyncSession, settings: Settings, sec
     )
 
 
+#: A local path and query, nothing a browser could read as another host (``//``, ``\\``,
+#: control characters, a scheme).
+_LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%=&?+-]*")
+
+
 def safe_next(target: str | None, default: str) -> str:
     """A local path to go to after sign-in, never another site (open redirect)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if not target or _LOCAL_PATH.fullmatch(target) is None:
         return default
     return target

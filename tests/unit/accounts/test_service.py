@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.accounts import service as accounts
 from ensu.accounts import throttle, totp
-from ensu.accounts.errors import InvalidAccountData
+from ensu.accounts.errors import InvalidAccountData, NotAllowed
 from ensu.accounts.models import Person, SessionStage
 from ensu.accounts.principal import ActorKind, StaffRole
 from ensu.audit.models import Event
@@ -285,3 +285,42 @@ async def test_a_password_change_ends_every_session_and_is_journaled(sessionmake
         )
     assert again.person is not None
     assert again.person.kind is ActorKind.APPLICANT
+
+
+@pytest.mark.anyio
+async def test_only_an_admin_manages_people_and_never_their_own_account(
+    sessionmaker: Maker,
+) -> None:
+    person_id, _secret = await _staff(sessionmaker, StaffRole.INSTRUCTOR)
+    admin_id, _ = await _staff(sessionmaker, StaffRole.ADMIN)
+    async with session_scope(sessionmaker) as session:
+        admin = await accounts.find_person(session=session, email="admin@dgfip.example")
+        instructor = await accounts.find_person(session=session, email="instructor@dgfip.example")
+        assert admin is not None
+        assert instructor is not None
+        with pytest.raises(NotAllowed):
+            await accounts.set_role(
+                session=session, person_id=admin_id, role=StaffRole.REPORTER, actor=instructor.actor
+            )
+        with pytest.raises(NotAllowed):
+            await accounts.set_active(
+                session=session, person_id=admin_id, active=False, actor=admin.actor
+            )
+        changed = await accounts.set_role(
+            session=session, person_id=person_id, role=StaffRole.MANAGER, actor=admin.actor
+        )
+        assert changed.role is StaffRole.MANAGER
+        opened = await accounts.open_session(
+            session=session, stage=SessionStage.SIGNED_IN, person=changed, address="a"
+        )
+        await accounts.set_active(
+            session=session, person_id=person_id, active=False, actor=admin.actor
+        )
+        assert await accounts.load_session(session=session, token=opened.token) is None
+        closed = await accounts.check_password(
+            session=session, email="instructor@dgfip.example", password=PASSWORD, address="a"
+        )
+        assert closed.person is None
+        tags = await _tags(session)
+    assert EventTag.ACCOUNTS_STAFF_ROLE_CHANGED in tags
+    assert EventTag.ACCOUNTS_PERSON_DEACTIVATED in tags

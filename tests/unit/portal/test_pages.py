@@ -3,7 +3,6 @@ TOTP, roles, what consumer credentials open (R-HAB-1, R-HAB-2, R-Q-2)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import httpx
@@ -14,11 +13,11 @@ from ensu import clock, db
 from ensu.accounts.principal import StaffRole
 from ensu.audit.models import Event
 from ensu.audit.tags import EventTag
-from ensu.config import Environment, Settings
+from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import TeleserviceStatus
 from ensu.portal.app import create_portal_app
-from tests.support.certs import SIRET, make_certificate
+from tests.support.certs import SIRET, create_client, make_certificate
 from tests.unit.portal.conftest import (
     PASSWORD,
     csrf_of,
@@ -45,18 +44,7 @@ async def _teleservice(settings: Settings) -> str:
     engine = db.make_engine(settings.database_url)
     try:
         async with db.session_scope(db.make_sessionmaker(engine)) as session:
-            await consumers.ensure_organisation(session=session, siret=SIRET, name="Org", actor="t")
-            created = await consumers.create_teleservice(
-                session=session,
-                organisation_siret=SIRET,
-                name="Service de test",
-                environment=Environment.SANDBOX,
-                certificates=[CERT.ref],
-                families=["declaratives"],
-                period_start=dt.date(2020, 1, 1),
-                period_end=dt.date(2024, 12, 31),
-                actor="t",
-            )
+            created = await create_client(session, CERT, client_id="portal-test")
             return created.id_teleservice
     finally:
         await engine.dispose()
@@ -88,6 +76,7 @@ async def test_every_answer_carries_the_security_headers(
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["cache-control"] == "no-store"
+    assert "strict-transport-security" not in answer.headers  # plain HTTP on the loopback
     assert '<html lang="fr">' in answer.text
     assert "style=" not in answer.text
     assert "<script" not in answer.text
@@ -414,6 +403,7 @@ async def test_the_cookie_is_secure_and_host_only_beyond_the_loopback(
         ):
             answer = await client.get("/connexion")
         cookie = answer.headers["set-cookie"]
+        assert ("strict-transport-security" in answer.headers) is secure
         assert cookie.startswith(f"{name}=")
         assert "HttpOnly" in cookie
         assert "SameSite=lax" in cookie
@@ -447,3 +437,73 @@ async def test_the_store_documents_the_api_from_its_openapi(portal: httpx.AsyncC
     assert "curl" in answer.text
     assert "ID_Teleservice" in answer.text
     assert "Sujets de test du bac à sable" in answer.text
+
+
+@pytest.mark.anyio
+async def test_an_instructor_sets_the_perimeter_and_bad_dates_are_kept_with_their_message(
+    portal: httpx.AsyncClient, portal_settings: Settings
+) -> None:
+    identifier = await _teleservice(portal_settings)
+    instructor = await make_staff(portal_settings, StaffRole.INSTRUCTOR)
+    await sign_in_staff(portal, instructor, clock.time())
+    page = f"/admin/teleservices/{identifier}"
+    shown = await portal.get(page)
+    assert 'id="f-family-declaratives" name="families" value="declaratives" checked' in shown.text
+    refused = await portal.post(
+        f"{page}/perimetre",
+        data={
+            "csrf": csrf_of(shown.text),
+            "families": ["paiements", "bancaires"],
+            "codes": "",
+            "period_start": "2023-01-01",
+            "period_end": "31/12/2025",
+        },
+    )
+    assert refused.status_code == 400
+    assert 'href="#f-period_end"' in refused.text
+    assert 'value="31/12/2025"' in refused.text
+    assert 'value="paiements" checked' in refused.text
+    assert 'value="bancaires" checked' in refused.text
+    assert 'value="declaratives" checked' not in refused.text
+    done = await portal.post(
+        f"{page}/perimetre",
+        data={
+            "csrf": csrf_of(refused.text),
+            "families": ["paiements"],
+            "codes": "",
+            "period_start": "2023-01-01",
+            "period_end": "2025-12-31",
+        },
+    )
+    assert done.status_code == 303
+    assert "Le périmètre est modifié." in (await portal.get(done.headers["location"])).text
+
+
+@pytest.mark.anyio
+async def test_an_admin_changes_a_role_where_a_manager_cannot(portal_settings: Settings) -> None:
+    manager = await make_staff(portal_settings, StaffRole.MANAGER)
+    admin = await make_staff(portal_settings, StaffRole.ADMIN)
+    app = create_portal_app(portal_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            await sign_in_staff(client, manager, clock.time())
+            assert (await client.get("/admin/comptes")).status_code == 403
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            await sign_in_staff(client, admin, clock.time())
+            listing = await client.get("/admin/comptes")
+            assert listing.status_code == 200
+            found = re.search(r'action="/admin/comptes/(\d+)/role"', listing.text)
+            assert found is not None
+            done = await client.post(
+                f"/admin/comptes/{found.group(1)}/role",
+                data={"csrf": csrf_of(listing.text), "role": "reporter"},
+            )
+            assert done.status_code == 303
+            after = await client.get(done.headers["location"])
+            assert "Le rôle est modifié." in after.text
+            assert '<option value="reporter" selected>' in after.text
+    changed = [e for e in await _events(portal_settings) if e.tag == "accounts:staff:role_changed"]
+    assert [(e.actor, e.details["to"]) for e in changed] == [
+        ("staff:admin@dgfip.example", "reporter")
+    ]

@@ -8,6 +8,7 @@ rotated at each step (:meth:`~ensu.portal.web.Page.rotate`).
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from starlette.responses import Response
 
@@ -129,7 +130,7 @@ async def sign_in(page: Page) -> Response:
         )
     if result.needs_second_factor:
         await page.rotate(stage=SessionStage.SECOND_FACTOR, person=result.person)
-        suffix = f"?suivant={target}" if target else ""
+        suffix = f"?suivant={quote(target, safe='/')}" if target else ""
         return page.redirect(f"/connexion/code{suffix}")
     await page.rotate(stage=SessionStage.SIGNED_IN, person=result.person)
     return page.redirect(target or _home_of(result.person))

@@ -8,11 +8,13 @@ journals every change with the signed-in person as its actor.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from starlette.responses import Response
 
 from ensu.accounts.principal import StaffRole
 from ensu.consumers import service as consumers
-from ensu.consumers.schemas import CertificateRef, TeleserviceView
+from ensu.consumers.schemas import FAMILIES, CertificateRef, TeleserviceView
 from ensu.portal.web import Form, Page, Refused
 
 QUOTA_LABELS = {
@@ -23,6 +25,12 @@ QUOTA_LABELS = {
     "periodicity": "Périodicité des appels",
 }
 CERTIFICATE_LABELS = {"certificates": "Certificats (PEM)"}
+PERIMETER_LABELS = {
+    "families": "Familles de documents",
+    "codes": "Codes de documents",
+    "period_start": "Début de la période des données",
+    "period_end": "Fin de la période des données",
+}
 STATUS_LABELS = {"reason": "Motif"}
 #: Which form field a message of the quota service is about (JustificationMissing.missing).
 _MISSING = {
@@ -71,7 +79,8 @@ async def _show(
         values=values or {},
         form_name=form,
         done=done,
-        labels={**QUOTA_LABELS, **CERTIFICATE_LABELS, **STATUS_LABELS},
+        labels={**QUOTA_LABELS, **CERTIFICATE_LABELS, **STATUS_LABELS, **PERIMETER_LABELS},
+        all_families=sorted(FAMILIES),
     )
 
 
@@ -202,3 +211,51 @@ async def certificates(page: Page) -> Response:
         actor=page.actor.label,
     )
     return page.redirect(f"/admin/teleservices/{view.id_teleservice}?fait=certificates")
+
+
+def _date(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def _perimeter_input(
+    form: Form, families: list[str]
+) -> tuple[dict[str, str], list[str], dt.date | None, dt.date | None]:
+    errors: dict[str, str] = {}
+    codes = [code for code in form.get("codes").replace(",", " ").split() if code]
+    start, end = _date(form.get("period_start")), _date(form.get("period_end"))
+    for name, value in (("period_start", start), ("period_end", end)):
+        if value is None:
+            errors[name] = "Indiquez une date au format AAAA-MM-JJ, par exemple 2024-12-31."
+    if not families and not codes:
+        errors["families"] = "Cochez au moins une famille ou indiquez au moins un code."
+    return errors, codes, start, end
+
+
+async def perimeter(page: Page) -> Response:
+    """Set the perimeter: families, codes, the data period (R-GW-5), through
+    consumers.service, which checks them against the catalogue."""
+    form = await page.form()
+    view = await _load(page)
+    families = page.form_values("families")
+    errors, codes, start, end = _perimeter_input(form, families)
+    if not errors and start is not None and end is not None:
+        try:
+            await consumers.set_perimeter(
+                session=page.db,
+                id_teleservice=view.id_teleservice,
+                families=families,
+                codes=codes,
+                period_start=start,
+                period_end=end,
+                actor=page.actor.label,
+            )
+        except consumers.InvalidConsumerData as invalid:
+            field = "period_end" if "période" in str(invalid) else "codes"
+            errors = {field: str(invalid).capitalize() + "."}
+    if errors:
+        values = {**form.kept(), "families": " ".join(families)}
+        return await _show(page, view, status=400, errors=errors, values=values, form="perimeter")
+    return page.redirect(f"/admin/teleservices/{view.id_teleservice}?fait=perimeter")

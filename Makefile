@@ -21,9 +21,11 @@ system-deps: ## apt-get install nginx, chromium, fonts when missing (Debian, as 
 services: ## start PostgreSQL and Redis when they are not running (for the tests)
 	@bash scripts/services.sh
 
-run: setup ## serve the sandbox API with mutual TLS on https://127.0.0.1:8443
+run: export ENSU_MAIL_OUTBOX ?= true
+run: setup ## serve the sandbox API (mutual TLS, https://127.0.0.1:8443) and the portal (http://127.0.0.1:8080)
 	@$(RUN) ensu pki init
 	@$(RUN) ensu consumers ensure-dev
+	@$(RUN) ensu staff ensure-dev
 	@$(RUN) ensu sandbox generate --if-empty
 	@$(RUN) ensu serve
 

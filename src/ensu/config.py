@@ -49,6 +49,16 @@ class BlobBackend(enum.StrEnum):
     DATABASE = "database"
 
 
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and the loopback addresses (where plain HTTP stays local)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -75,7 +85,11 @@ class Settings(BaseSettings):
     )
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8443, ge=1, le=65535)
-    portal_port: int = Field(default=8080, ge=1, le=65535)
+    #: The portal's own listener (people's pages, ensu.portal): plain HTTP, no client
+    #: certificate. On the loopback by default; elsewhere only behind a TLS proxy (its
+    #: cookie is then ``Secure``). Port 0: ``ensu serve`` starts no portal.
+    portal_host: str = "127.0.0.1"
+    portal_port: int = Field(default=8080, ge=0, le=65535)
     #: The public base URL: the OAuth issuer; the audience is ``{public_url}/ensudocuments/v1``.
     public_url: str = "https://127.0.0.1:8443"
     token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
@@ -105,6 +119,10 @@ class Settings(BaseSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     mail_sender: str = "ensu-documents@localhost"
+    #: Development only: every message ensu.mail sends is also written to
+    #: ``{var_dir}/outbox/`` (the portal's "Courriels envoyés" page reads it); with no
+    #: SMTP host, the outbox is the delivery. Refused in production.
+    mail_outbox: bool = False
     #: The operators' listener (Prometheus metrics, /healthz, the availability figures),
     #: never the consumers' mutual-TLS one; started by ``ensu serve``; port 0: none.
     metrics_host: str = "127.0.0.1"
@@ -163,6 +181,8 @@ class Settings(BaseSettings):
             return self
         if self.secret_key.get_secret_value() == DEVELOPMENT_SECRET:
             raise ValueError("ENSU_SECRET_KEY must be set to a real secret in production")
+        if self.mail_outbox:
+            raise ValueError("ENSU_MAIL_OUTBOX is a development tool: not in production")
         if (self.pki_dir_path / "DEVELOPMENT").exists():
             raise ValueError(f"{self.pki_dir_path} holds the development PKI: not in production")
         return self
@@ -176,6 +196,11 @@ class Settings(BaseSettings):
     def pki_dir_path(self) -> Path:
         assert self.pki_dir is not None  # set by _derive_paths
         return self.pki_dir
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where the development outbox keeps the messages (``ENSU_MAIL_OUTBOX``)."""
+        return self.var_dir / "outbox"
 
     @property
     def issuer(self) -> str:

@@ -7,6 +7,10 @@ sent, :class:`MailNotConfigured`), ``ENSU_SMTP_PORT``, ``ENSU_SMTP_SECURITY``
 (``none``, ``starttls`` or ``tls``), ``ENSU_SMTP_USERNAME`` / ``ENSU_SMTP_PASSWORD``,
 ``ENSU_MAIL_SENDER``.
 
+In development (``ENSU_MAIL_OUTBOX=true``, refused in production) every message is also
+written to ``{ENSU_VAR_DIR}/outbox/`` as an ``.eml`` file, and with no SMTP host that
+*is* the delivery: :func:`outbox` reads them back (the portal's "Courriels envoyés").
+
 smtplib is blocking, so :func:`send_mail` runs it in a worker thread, bounded by
 ``ENSU_SMTP_TIMEOUT_SECONDS``. A failure raises :class:`MailError`, and nothing is
 retried here: the caller decides whether to retry (its record says what was sent).
@@ -15,15 +19,18 @@ retried here: the caller decides whether to retry (its record says what was sent
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.policy
 import smtplib
 import ssl
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.header import Header
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parsedate_to_datetime
+from pathlib import Path
 
 from ensu.config import Settings, SmtpSecurity
 
@@ -101,9 +108,13 @@ def _deliver(settings: Settings, message: EmailMessage) -> None:
 
 async def send_mail(settings: Settings, *, to: Sequence[str], subject: str, body: str) -> SentMail:
     """Send one plain-text message; :class:`MailError` when it could not be handed over."""
-    if not settings.smtp_host:
+    if not settings.smtp_host and not settings.mail_outbox:
         raise MailNotConfigured("ENSU_SMTP_HOST is not set: no mail is sent")
     message = build_message(settings, to=to, subject=subject, body=body)
+    if settings.mail_outbox:
+        await asyncio.to_thread(_record, settings.outbox_dir, message)
+    if not settings.smtp_host:
+        return _sent(settings, message, to, subject)
     try:
         await asyncio.wait_for(
             asyncio.to_thread(_deliver, settings, message),
@@ -111,9 +122,61 @@ async def send_mail(settings: Settings, *, to: Sequence[str], subject: str, body
         )
     except (OSError, smtplib.SMTPException, TimeoutError) as error:
         raise MailError(f"SMTP {settings.smtp_host}:{settings.smtp_port}: {error}") from error
+    return _sent(settings, message, to, subject)
+
+
+def _sent(settings: Settings, message: EmailMessage, to: Sequence[str], subject: str) -> SentMail:
     return SentMail(
         message_id=str(message["Message-ID"]),
         sender=settings.mail_sender,
         recipients=tuple(to),
         subject=subject,
     )
+
+
+# -- the development outbox ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One message of the development outbox, as the portal shows it."""
+
+    at: dt.datetime
+    message_id: str
+    sender: str
+    recipients: str
+    subject: str
+    body: str
+
+
+def _record(folder: Path, message: EmailMessage) -> None:
+    """Write the message whole (``.eml``): written aside, then renamed into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    final = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+    partial = final.with_suffix(".tmp")
+    partial.write_bytes(message.as_bytes(policy=email.policy.default))
+    partial.replace(final)
+
+
+def _read(path: Path) -> OutboxMessage:
+    parsed = message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    part = parsed.get_body(preferencelist=("plain",))
+    return OutboxMessage(
+        at=parsedate_to_datetime(str(parsed["Date"])),
+        message_id=str(parsed["Message-ID"]),
+        sender=str(parsed["From"]),
+        recipients=str(parsed["To"]),
+        subject=str(parsed["Subject"]),
+        body=part.get_content() if isinstance(part, EmailMessage) else "",
+    )
+
+
+def outbox(settings: Settings, *, limit: int = 50) -> list[OutboxMessage]:
+    """The outbox's ``limit`` latest messages, newest first (empty when there is none)."""
+    folder = settings.outbox_dir
+    if not folder.is_dir():
+        return []
+    paths = sorted(folder.glob("*.eml"), reverse=True)[:limit]
+    return [_read(path) for path in paths]

@@ -361,13 +361,19 @@ def spawn_serve(
 ) -> subprocess.Popen[bytes]:
     """``ensu serve ARGS`` as a real process in a process group of its own (so that a
     kill reaches all of it), its output appended to ``log``. Without the availability
-    probe nor the operators' listener unless ``env`` asks for them: their calls and
-    port would mix with what these tests count (test_operator_watches_metrics has them)."""
+    probe, the operators' listener nor the portal unless ``env`` asks for them: their
+    calls and ports would mix with what these tests count (test_operator_watches_metrics
+    and test_serve_with_portal have them)."""
     with log.open("ab") as output:
         return subprocess.Popen(
             [str(ENSU_COMMAND), "serve", *args],
             cwd=cwd,
-            env={"ENSU_PROBE_ENABLED": "false", "ENSU_METRICS_PORT": "0", **env},
+            env={
+                "ENSU_PROBE_ENABLED": "false",
+                "ENSU_METRICS_PORT": "0",
+                "ENSU_PORTAL_PORT": "0",
+                **env,
+            },
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import email
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ensu.config import Settings
-from ensu.mail import MailError, MailNotConfigured, build_message, send_mail
+from ensu.mail import MailError, MailNotConfigured, build_message, outbox, send_mail
 from tests.support.smtp import Inbox, body_of, decoded, free_port
 from tests.support.smtp import smtp_server as running_smtp_server
 
@@ -73,3 +74,26 @@ def test_a_line_break_in_a_header_is_refused(subject: str) -> None:
 def test_a_message_needs_a_recipient() -> None:
     with pytest.raises(MailError):
         build_message(Settings(), to=[], subject="s", body="b")
+
+
+async def test_the_development_outbox_records_each_message_and_needs_no_server(
+    var_dir: Path,
+) -> None:
+    settings = Settings(var_dir=var_dir, mail_outbox=True)
+    assert outbox(settings) == []
+    for subject in ("Premier", "Deuxième : accentué"):
+        await send_mail(settings, to=["a@example.fr"], subject=subject, body="Bonjour,\nété")
+    messages = outbox(settings)
+    assert [message.subject for message in messages] == ["Deuxième : accentué", "Premier"]
+    assert messages[0].recipients == "a@example.fr"
+    assert messages[0].body.strip() == "Bonjour,\nété"
+
+
+def test_the_outbox_is_refused_in_production(var_dir: Path) -> None:
+    with pytest.raises(ValueError, match="ENSU_MAIL_OUTBOX"):
+        Settings(
+            var_dir=var_dir,
+            environment="production",
+            secret_key="a-real-secret",
+            mail_outbox=True,
+        )

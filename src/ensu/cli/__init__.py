@@ -12,6 +12,7 @@ from ensu.cli import (
     db,
     documents,
     edge,
+    habilitations,
     jobs,
     journal,
     keys,
@@ -19,6 +20,7 @@ from ensu.cli import (
     pki,
     sandbox,
     serve,
+    staff,
 )
 
 app = typer.Typer(
@@ -32,6 +34,7 @@ app.add_typer(documents.app, name="documents")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(pki.app, name="pki")
 app.add_typer(consumers.app, name="consumers")
+app.add_typer(habilitations.app, name="habilitations")
 app.add_typer(keys.app, name="keys")
 app.add_typer(journal.app, name="journal")
 app.add_typer(edge.app, name="edge")
@@ -40,6 +43,8 @@ app.add_typer(availability.app, name="availability")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(calendar.app, name="calendar")
 app.add_typer(compliance.app, name="compliance")
+app.add_typer(staff.app, name="staff")
+app.add_typer(staff.portal_app, name="portal")
 app.command("serve")(serve.serve)
 
 

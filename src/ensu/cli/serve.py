@@ -7,19 +7,33 @@ the app through the ASGI ``tls`` extension (:mod:`ensu.edge.uvicorn_tls`).
 
 With ``ENSU_TLS_MODE=proxy`` a proxy in front (nginx) terminates mutual TLS; the app
 then serves plain HTTP on the loopback only, for that proxy.
+
+Beside the API, in the same process and event loop, ``ensu serve`` runs the portal
+(:mod:`ensu.portal`, its own ASGI app) on its own listener, ``ENSU_PORTAL_HOST``:
+``ENSU_PORTAL_PORT`` (plain HTTP, no client certificate; port 0: no portal). The API's
+server owns the signals: one Ctrl-C stops the API, then the portal. With ``--workers``
+above 1 the portal is not started here: run ``ensu portal serve`` beside it.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
+import contextlib
 import os
+import signal
+import socket
 import ssl
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import typer
 import uvicorn
+from uvicorn._compat import asyncio_run
+from uvicorn.server import HANDLED_SIGNALS
 
-from ensu.config import Settings, TLSMode, get_settings
+from ensu.cli.staff import PORTAL_FACTORY, portal_options
+from ensu.config import Settings, TLSMode, get_settings, is_loopback
 from ensu.edge import uvicorn_tls
 from ensu.operations.probe import target_url as probe_url
 from ensu.pki.service import PkiLayout
@@ -75,21 +89,12 @@ def server_options(
 def _proxy_options(*, settings: Settings, host: str | None, port: int | None) -> dict[str, Any]:
     """Plain HTTP for the proxy: on the loopback, unless proxies are explicitly trusted."""
     bind = host or PROXY_UPSTREAM_HOST
-    if not _is_loopback(bind) and not settings.trusted_proxies:
+    if not is_loopback(bind) and not settings.trusted_proxies:
         raise ServeError(
             f"refusing plain HTTP on {bind}: in proxy mode the app listens on the loopback,"
             " or set ENSU_TRUSTED_PROXIES to the proxies allowed to reach it"
         )
     return {"host": bind, "port": port or PROXY_UPSTREAM_PORT, "http": "httptools"}
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
@@ -116,7 +121,80 @@ def serve(
         # The probe calls the port actually served (the workers read the environment).
         os.environ["ENSU_PROBE_URL"] = probe_url(settings.model_copy(update={"listen_port": port}))
         get_settings.cache_clear()
-    uvicorn.run(APP_FACTORY, factory=True, **options)
+    if workers == 1 and settings.portal_port:
+        _serve_with_portal(options, settings)
+    else:
+        uvicorn.run(APP_FACTORY, factory=True, **options)
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves the signals to the API's server beside it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class PairedServer(uvicorn.Server):
+    """The API's server, owner of the signals: Ctrl-C (or SIGTERM) stops it and the
+    portal at once, a second Ctrl-C forces both. Unlike uvicorn's own, it does not
+    raise the signal again once stopped: asyncio's runner would then cancel the portal
+    in the middle of its shutdown."""
+
+    def __init__(self, config: uvicorn.Config, portal: uvicorn.Server) -> None:
+        super().__init__(config)
+        self.portal = portal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.portal.handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The portal's listening socket, bound before anything starts: a port taken is a
+    clear error here, not a ``SystemExit`` inside a running loop."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        typer.secho(f"Error: the portal cannot listen on {host}:{port}: {error}", err=True)
+        raise typer.Exit(1) from error
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve_with_portal(options: dict[str, Any], settings: Settings) -> None:
+    """The API and the portal in one loop; the API's server handles Ctrl-C and the
+    portal stops when the API has."""
+    portal = portal_options(settings)
+    sock = _bind(portal["host"], portal["port"])
+    api_config = uvicorn.Config(APP_FACTORY, factory=True, **options)
+    portal_config = uvicorn.Config(PORTAL_FACTORY, factory=True, **portal)
+    portal_server = EmbeddedServer(portal_config)
+    api_server = PairedServer(api_config, portal_server)
+
+    async def both() -> None:
+        portal_task = asyncio.create_task(portal_server.serve(sockets=[sock]))
+        try:
+            await api_server.serve()
+        finally:  # the API stopped (a signal, or it could not start): the portal too
+            portal_server.should_exit = True
+            await portal_task
+
+    asyncio_run(both(), loop_factory=api_config.get_loop_factory())  # uvicorn.run's loop
 
 
 def _banner(*, settings: Settings, options: dict[str, Any]) -> str:
@@ -130,7 +208,12 @@ def _banner(*, settings: Settings, options: dict[str, Any]) -> str:
         where = f"{settings.metrics_host}:{settings.metrics_port}"
         operators = f"\nOperators (metrics, health, availability): http://{where}/metrics, /healthz"
     # The server certificate names the loopback only: an example must use it.
-    example = authority if _is_loopback(host) else f"127.0.0.1:{options['port']}"
+    example = authority if is_loopback(host) else f"127.0.0.1:{options['port']}"
+    if settings.portal_port and options["workers"] == 1:
+        operators += (
+            f"\nPortal (people's pages, no client certificate): "
+            f"http://{settings.portal_host}:{settings.portal_port}/"
+        )
     return (
         f"Serving https://{authority} with mutual TLS (CA {pki / 'ca.pem'}). Try:\n"
         f"  curl --cacert {pki / 'ca.pem'} --cert {pki / 'consumer-a.pem'}"

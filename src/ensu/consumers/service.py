@@ -46,9 +46,11 @@ from ensu.consumers.models import (
     TeleserviceContact,
     TeleserviceStatus,
 )
+from ensu.consumers.quota import QuotaJustification, decide_quota, quota_history
 from ensu.consumers.schemas import (
     DEFAULT_NETWORKS,
     DEFAULT_QUOTAS,
+    FAMILIES,
     CertificateRef,
     Contact,
     CreatedTeleservice,
@@ -59,6 +61,7 @@ from ensu.consumers.schemas import (
     codes_of_families,
     is_thumbprint,
 )
+from ensu.documents.catalogue import CODES
 
 __all__ = [
     "ConsumerError",
@@ -66,21 +69,26 @@ __all__ = [
     "InvalidTransition",
     "JustificationMissing",
     "NotFoundError",
+    "QuotaJustification",
     "check_client_secret",
     "contacts_of",
     "create_organisation",
     "create_teleservice",
+    "decide_quota",
     "ensure_organisation",
     "find_by_thumbprint",
     "get_by_client_id",
     "get_by_id_teleservice",
     "list_teleservices",
     "load_view",
+    "quota_history",
     "replace_certificates",
     "resume",
     "revoke",
     "set_contacts",
+    "set_perimeter",
     "suspend",
+    "update_teleservice",
 ]
 
 
@@ -277,15 +285,7 @@ async def _new_row(
     if data.auth_method is AuthMethod.CLIENT_SECRET_BASIC:
         secret = credentials.new_client_secret()
         secret_hash = await anyio.to_thread.run_sync(credentials.hash_secret, secret)
-    mention = data.mention_information or default_mention(
-        organisation_name=organisation.name,
-        teleservice_name=data.name,
-        environment=data.environment,
-        families=data.families,
-        codes=data.codes,
-        period_start=data.period_start,
-        period_end=data.period_end,
-    )
+    mention = data.mention_information or _default_mention(data, organisation)
     row = Teleservice(
         id_teleservice=data.id_teleservice or credentials.new_id_teleservice(),
         client_id=data.client_id or credentials.new_client_id(),
@@ -309,6 +309,19 @@ async def _new_row(
         certificates=_certificate_rows(data.certificates),
     )
     return row, secret
+
+
+def _default_mention(data: TeleserviceIn, organisation: Organisation) -> str:
+    """The information text generated from the perimeter (R-CON-1)."""
+    return default_mention(
+        organisation_name=organisation.name,
+        teleservice_name=data.name,
+        environment=data.environment,
+        families=data.families,
+        codes=data.codes,
+        period_start=data.period_start,
+        period_end=data.period_end,
+    )
 
 
 def _certificate_rows(certificates: Iterable[CertificateRef]) -> list[TeleserviceCertificate]:
@@ -461,6 +474,139 @@ async def replace_certificates(
             "id_teleservice": id_teleservice,
             "before": before,
             "after": sorted(ref.thumbprint for ref in certificates),
+        },
+    )
+    return await _require_view(session, Teleservice.id_teleservice == id_teleservice)
+
+
+async def update_teleservice(
+    *,
+    session: AsyncSession,
+    id_teleservice: str,
+    name: str,
+    families: Iterable[str],
+    codes: Iterable[str],
+    period_start: dt.date,
+    period_end: dt.date,
+    networks: Sequence[str | Network],
+    valid_from: dt.date | None = None,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> TeleserviceView:
+    """Set a téléservice's name, perimeter, authorised period and allowlist: the update a
+    reopened and validated habilitation makes (R-HAB-2, R-HAB-4). Validated as at
+    creation; the information text is generated again from the new perimeter (R-CON-1).
+    Identifiers, status, certificates (:func:`replace_certificates`) and quota
+    (``quota.decide_quota``) are not touched here."""
+    row = await _row(session, id_teleservice)
+    organisation = await session.get(Organisation, row.organisation_id)
+    assert organisation is not None  # a foreign key
+    data = _validated(
+        {
+            "organisation_siret": organisation.siret,
+            "name": name,
+            "environment": row.environment,
+            "certificates": tuple(_to_view_refs(row)),
+            "families": frozenset(families),
+            "codes": frozenset(codes),
+            "period_start": period_start,
+            "period_end": period_end,
+            "networks": tuple(networks),
+            "valid_from": valid_from or row.valid_from,
+            "valid_until": row.valid_until,
+        }
+    )
+    row.name = data.name
+    row.families, row.codes = sorted(data.families), sorted(data.codes)
+    row.period_start, row.period_end = data.period_start, data.period_end
+    row.networks = [str(network) for network in data.networks]
+    row.valid_from = data.valid_from
+    row.mention_information = _default_mention(data, organisation)
+    row.updated_at = _now(now)
+    await session.flush()
+    await audit.record_event(
+        session=session,
+        tag=EventTag.CONSUMERS_TELESERVICE_UPDATED,
+        actor=actor,
+        details=_summary(row, organisation),
+    )
+    return await _require_view(session, Teleservice.id_teleservice == id_teleservice)
+
+
+def _to_view_refs(row: Teleservice) -> list[CertificateRef]:
+    return [CertificateRef(thumbprint=c.thumbprint, subject=c.subject) for c in row.certificates]
+
+
+def _perimeter_problem(
+    families: frozenset[str], codes: frozenset[str], period_start: dt.date, period_end: dt.date
+) -> str | None:
+    if not families and not codes:
+        return "le périmètre doit compter au moins une famille ou un code de document"
+    if families - FAMILIES:
+        return f"familles inconnues : {', '.join(sorted(families - FAMILIES))}"
+    if codes - CODES:
+        return f"codes absents du catalogue : {', '.join(sorted(codes - CODES))}"
+    if period_start > period_end:
+        return "la période des données commence après sa fin"
+    return None
+
+
+async def set_perimeter(
+    *,
+    session: AsyncSession,
+    id_teleservice: str,
+    families: Iterable[str],
+    codes: Iterable[str],
+    period_start: dt.date,
+    period_end: dt.date,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> TeleserviceView:
+    """Set the perimeter (R-GW-5, R-DATA-5): families and codes of the catalogue and the
+    authorised data period. A mention still the default one follows it (R-CON-1); a
+    mention written by hand is kept. The gateway sees it within a second (its cache)."""
+    wanted_families, wanted_codes = frozenset(families), frozenset(codes)
+    problem = _perimeter_problem(wanted_families, wanted_codes, period_start, period_end)
+    if problem:
+        raise InvalidConsumerData(problem)
+    row = await _row(session, id_teleservice)
+    organisation = await session.get(Organisation, row.organisation_id)
+    assert organisation is not None  # a foreign key
+
+    def mention(fams: frozenset[str], cods: frozenset[str], start: dt.date, end: dt.date) -> str:
+        return default_mention(
+            organisation_name=organisation.name,
+            teleservice_name=row.name,
+            environment=row.environment,
+            families=fams,
+            codes=cods,
+            period_start=start,
+            period_end=end,
+        )
+
+    before = {
+        "families": sorted(row.families),
+        "codes": sorted(row.codes),
+        "period": [row.period_start.isoformat(), row.period_end.isoformat()],
+    }
+    old = mention(frozenset(row.families), frozenset(row.codes), row.period_start, row.period_end)
+    if row.mention_information == old:
+        row.mention_information = mention(wanted_families, wanted_codes, period_start, period_end)
+    row.families, row.codes = sorted(wanted_families), sorted(wanted_codes)
+    row.period_start, row.period_end, row.updated_at = period_start, period_end, _now(now)
+    await session.flush()
+    await audit.record_event(
+        session=session,
+        tag=EventTag.CONSUMERS_TELESERVICE_PERIMETER_SET,
+        actor=actor,
+        details={
+            "id_teleservice": id_teleservice,
+            "before": before,
+            "after": {
+                "families": row.families,
+                "codes": row.codes,
+                "period": [period_start.isoformat(), period_end.isoformat()],
+            },
         },
     )
     return await _require_view(session, Teleservice.id_teleservice == id_teleservice)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import service as audit
@@ -251,3 +251,33 @@ async def list_documents(
         )
     )
     return [DocumentRecord(document=row, siren=query.siren, idsp=query.idsp) for row in rows], total
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectSummary:
+    """A subject and how many documents it has: the sandbox's test subjects, as the
+    portal's developer page lists them."""
+
+    siren: str | None
+    idsp: str | None
+    denomination: str
+    documents: int
+
+
+async def list_subjects(*, session: AsyncSession, limit: int = 20) -> list[SubjectSummary]:
+    """The first ``limit`` subjects (by row id, so the same seed lists the same ones)."""
+    counts = (
+        select(Document.subject_id, func.count().label("n"))
+        .group_by(Document.subject_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Subject.siren, Subject.idsp, Subject.denomination, counts.c.n)
+        .outerjoin(counts, counts.c.subject_id == Subject.id)
+        .order_by(Subject.id)
+        .limit(limit)
+    )
+    return [
+        SubjectSummary(siren=siren, idsp=idsp, denomination=name, documents=n or 0)
+        for siren, idsp, name, n in rows
+    ]

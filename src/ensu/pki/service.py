@@ -27,6 +27,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ensu.certificates import thumbprint_s256
@@ -151,7 +152,11 @@ def init(*, directory: Path, force: bool = False, now: dt.datetime | None = None
     _write_pair(layout.ca_cert, layout.ca_key, cert=ca_cert, key=ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = _issue_leaf(
-        ca_key=ca_key, ca_cert=ca_cert, key=server_key, now=moment, server=True
+        ca_key=ca_key,
+        ca_cert=ca_cert,
+        public_key=server_key.public_key(),
+        now=moment,
+        server=True,
     )
     _write_pair(layout.server_cert, layout.server_key, cert=server_cert, key=server_key)
     for name, organisation in {**DEFAULT_CONSUMERS, **extras}.items():
@@ -172,18 +177,14 @@ def issue_client(
     """Issue a consumer certificate ``NAME.pem`` / ``NAME.key`` signed by the CA."""
     layout = PkiLayout(directory)
     _check_name(name)
-    if not (layout.ca_cert.is_file() and layout.ca_key.is_file()):
-        raise PkiError(f"no development CA in {directory}: run `ensu pki init` first")
+    ca_key = _ca_key(layout)
     if layout.client_cert(name).exists() and not force:
         raise PkiError(f"{layout.client_cert(name)} already exists: use --force to re-issue")
-    ca_key = serialization.load_pem_private_key(layout.ca_key.read_bytes(), password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise PkiError(f"{layout.ca_key} is not an ECDSA key")
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _issue_leaf(
         ca_key=ca_key,
         ca_cert=load_certificate(path=layout.ca_cert),
-        key=key,
+        public_key=key.public_key(),
         now=now or dt.datetime.now(dt.UTC),
         server=False,
         common_name=name,
@@ -191,6 +192,40 @@ def issue_client(
     )
     _write_pair(layout.client_cert(name), layout.client_key(name), cert=cert, key=key)
     return layout.client_cert(name)
+
+
+def sign_csr(
+    *,
+    directory: Path,
+    csr: x509.CertificateSigningRequest,
+    name: str,
+    organisation: str,
+    now: dt.datetime | None = None,
+) -> x509.Certificate:
+    """A consumer certificate for the key of ``csr``, signed by the development CA: the
+    sandbox habilitation's certificate when the applicant sent a CSR (R-HAB-4). The key
+    never leaves the applicant; nothing is written here. The caller checked the CSR."""
+    layout = PkiLayout(directory)
+    _check_name(name)
+    ca_key = _ca_key(layout)
+    return _issue_leaf(
+        ca_key=ca_key,
+        ca_cert=load_certificate(path=layout.ca_cert),
+        public_key=csr.public_key(),
+        now=now or dt.datetime.now(dt.UTC),
+        server=False,
+        common_name=name,
+        organisation=organisation,
+    )
+
+
+def _ca_key(layout: PkiLayout) -> ec.EllipticCurvePrivateKey:
+    if not (layout.ca_cert.is_file() and layout.ca_key.is_file()):
+        raise PkiError(f"no development CA in {layout.directory}: run `ensu pki init` first")
+    ca_key = serialization.load_pem_private_key(layout.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{layout.ca_key} is not an ECDSA key")
+    return ca_key
 
 
 def describe(*, directory: Path) -> list[CertificateInfo]:
@@ -287,7 +322,7 @@ def _issue_leaf(
     *,
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
-    key: ec.EllipticCurvePrivateKey,
+    public_key: CertificatePublicKeyTypes,
     now: dt.datetime,
     server: bool,
     common_name: str = "localhost",
@@ -300,14 +335,14 @@ def _issue_leaf(
         x509.CertificateBuilder()
         .subject_name(_name(common_name, organisation))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
         .not_valid_after(min(now + LEAF_VALIDITY, ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_leaf_key_usage(), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
         )

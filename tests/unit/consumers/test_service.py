@@ -438,3 +438,40 @@ async def test_contacts_one_per_role_updated_in_place(
 def test_a_contact_is_validated(name: str, email: str) -> None:
     with pytest.raises(ValueError, match=r"contact|adresse"):
         Contact(ContactRole.DPO, name, email)
+
+
+async def test_update_teleservice_keeps_identifiers_and_regenerates_the_mention(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """What a reopened habilitation's validation changes (R-HAB-4, R-CON-1)."""
+    async with sessionmaker() as session, session.begin():
+        created = await _create(session)
+        view = await consumers.update_teleservice(
+            session=session,
+            id_teleservice=created.id_teleservice,
+            name="Service renommé",
+            families=["paiements"],
+            codes=[],
+            period_start=dt.date(2022, 1, 1),
+            period_end=dt.date(2023, 12, 31),
+            networks=["10.0.0.0/8"],
+            actor="habilitations",
+        )
+        with pytest.raises(consumers.InvalidConsumerData, match="perimeter"):
+            await consumers.update_teleservice(
+                session=session,
+                id_teleservice=created.id_teleservice,
+                name="x",
+                families=[],
+                codes=[],
+                period_start=dt.date(2022, 1, 1),
+                period_end=dt.date(2023, 12, 31),
+                networks=["10.0.0.0/8"],
+                actor="o",
+            )
+        tags = await _tags(session)
+    assert (view.client_id, view.id_teleservice) == (created.client_id, created.id_teleservice)
+    assert view.families == frozenset({"paiements"})
+    assert [str(network) for network in view.networks] == ["10.0.0.0/8"]
+    assert "Service renommé" in view.mention_information
+    assert tags[-1] == "consumers:teleservice:updated"

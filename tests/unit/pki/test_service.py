@@ -222,3 +222,24 @@ def test_describe_lists_every_certificate_with_its_thumbprints(pki_dir: Path) ->
 
 def test_describe_of_an_empty_directory_is_empty(tmp_path: Path) -> None:
     assert service.describe(directory=tmp_path) == []
+
+
+def test_sign_csr_certifies_the_applicant_s_key_for_client_auth(pki_dir: Path) -> None:
+    """A sandbox habilitation's certificate from the applicant's CSR (R-HAB-4): the
+    development CA signs the CSR's key, the private key never comes here."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "applicant")]))
+        .sign(key, hashes.SHA256())
+    )
+    issued = service.sign_csr(
+        directory=pki_dir, csr=csr, name="demande-7", organisation="Région", now=NOW
+    )
+    issued.verify_directly_issued_by(cert(pki_dir, "ca"))
+    assert issued.public_key() == key.public_key()
+    usage = issued.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert not (pki_dir / "demande-7.pem").exists()
+    with pytest.raises(PkiError, match="no development CA"):
+        service.sign_csr(directory=pki_dir.parent / "empty", csr=csr, name="x1", organisation="R")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "ed36223bd6f0"
-down_revision: str | None = "6c993046375d"
+down_revision: str | None = "3a57919f7d99"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

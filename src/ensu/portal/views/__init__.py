@@ -1,0 +1,1 @@
+"""One module per topic; each view is ``async def name(page: Page) -> Response``."""

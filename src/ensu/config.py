@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     probe_id_teleservice: str | None = None
     probe_cert: Path | None = None
     probe_key: Path | None = None
+    #: Backups (R-SQ-3, ``ensu backup``): where they are written, never inside the var
+    #: directory (default: ``backups/`` beside it), and how many ``--prune`` keeps.
+    backup_dir: Path | None = None
+    backup_keep: int = Field(default=14, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -137,6 +141,8 @@ class Settings(BaseSettings):
             self.blob_dir = self.var_dir / "blobs"
         if self.pki_dir is None:
             self.pki_dir = self.var_dir / "pki"
+        if self.backup_dir is None:
+            self.backup_dir = self.var_dir.parent / "backups"
         return self
 
     @model_validator(mode="after")
@@ -170,6 +176,11 @@ class Settings(BaseSettings):
     def pki_dir_path(self) -> Path:
         assert self.pki_dir is not None  # set by _derive_paths
         return self.pki_dir
+
+    @property
+    def backup_dir_path(self) -> Path:
+        assert self.backup_dir is not None  # set by _derive_paths
+        return self.backup_dir
 
     @property
     def issuer(self) -> str:

@@ -29,3 +29,5 @@ class EventTag(enum.StrEnum):
     AUDIT_JOURNAL_PURGED = "audit:journal:purged"
     OPERATIONS_MAINTENANCE_PLANNED = "operations:maintenance:planned"
     OPERATIONS_MAINTENANCE_CANCELLED = "operations:maintenance:cancelled"
+    OPERATIONS_BACKUP_CREATED = "operations:backup:created"
+    OPERATIONS_BACKUP_RESTORED = "operations:backup:restored"

@@ -6,6 +6,7 @@ import typer
 
 from ensu.cli import (
     availability,
+    backup,
     consumers,
     db,
     documents,
@@ -34,6 +35,7 @@ app.add_typer(journal.app, name="journal")
 app.add_typer(edge.app, name="edge")
 app.add_typer(maintenance.app, name="maintenance")
 app.add_typer(availability.app, name="availability")
+app.add_typer(backup.app, name="backup")
 app.command("serve")(serve.serve)
 
 

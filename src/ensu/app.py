@@ -49,6 +49,7 @@ from ensu.gateway.layer import API_PREFIX, Gateway, StoreAuthority
 from ensu.oauth.router import router as oauth_router
 from ensu.operations import service as operations
 from ensu.operations.router import router as operations_router
+from ensu.webhooks import service as webhooks
 
 logger = logging.getLogger("ensu.app")
 SWITCH_INTERVAL_SECONDS = 0.0005
@@ -83,6 +84,10 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
         runtime = await operations.start(
             state=app.state, settings=settings, sessionmaker=sessionmaker, served=served
         )
+        # The served app sends the webhook deliveries that are due, every second.
+        dispatcher = webhooks.Dispatcher(sessionmaker, settings) if served else None
+        if dispatcher is not None:
+            await dispatcher.start()
         # Everything loaded so far (modules, mappers, schemas) lives as long as the
         # process: out of the collector's sight, a full collection no longer scans it
         # (each one paused the loop about 120 ms, the p99 of the bench's bench).
@@ -90,6 +95,8 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
         try:
             yield
         finally:
+            if dispatcher is not None:
+                await dispatcher.close()
             await runtime.close()
             await app.state.journal.close()
             await app.state.authority.close()

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     #: directory (default: ``backups/`` beside it), and how many ``--prune`` keeps.
     backup_dir: Path | None = None
     backup_keep: int = Field(default=14, ge=1)
+    #: Webhooks (``ensu webhooks``): plain http:// receivers allowed (tests, a local
+    #: relay), and the bound on each delivery's HTTP exchange, in seconds.
+    webhook_allow_http: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     @model_validator(mode="before")
     @classmethod

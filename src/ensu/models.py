@@ -6,6 +6,7 @@ from ensu.documents import models as documents_models
 from ensu.gateway.quota import models as quota_models
 from ensu.oauth import models as oauth_models
 from ensu.operations import models as operations_models
+from ensu.webhooks import models as webhooks_models
 
 __all__ = [
     "audit_models",
@@ -14,4 +15,5 @@ __all__ = [
     "oauth_models",
     "operations_models",
     "quota_models",
+    "webhooks_models",
 ]

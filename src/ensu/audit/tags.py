@@ -31,3 +31,7 @@ class EventTag(enum.StrEnum):
     OPERATIONS_MAINTENANCE_CANCELLED = "operations:maintenance:cancelled"
     OPERATIONS_BACKUP_CREATED = "operations:backup:created"
     OPERATIONS_BACKUP_RESTORED = "operations:backup:restored"
+    WEBHOOKS_SUBSCRIPTION_CREATED = "webhooks:subscription:created"
+    WEBHOOKS_SUBSCRIPTION_ENABLED = "webhooks:subscription:enabled"
+    WEBHOOKS_SUBSCRIPTION_DISABLED = "webhooks:subscription:disabled"
+    WEBHOOKS_DELIVERY_REPLAYED = "webhooks:delivery:replayed"

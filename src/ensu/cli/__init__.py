@@ -17,6 +17,7 @@ from ensu.cli import (
     pki,
     sandbox,
     serve,
+    webhooks,
 )
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(edge.app, name="edge")
 app.add_typer(maintenance.app, name="maintenance")
 app.add_typer(availability.app, name="availability")
 app.add_typer(backup.app, name="backup")
+app.add_typer(webhooks.app, name="webhooks")
 app.command("serve")(serve.serve)
 
 

@@ -3,50 +3,26 @@
 from __future__ import annotations
 
 import email
-import socket
 from collections.abc import Iterator
-from email.message import Message
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from ensu.config import Settings
 from ensu.mail import MailError, MailNotConfigured, build_message, send_mail
+from tests.support.smtp import Inbox, free_port
+from tests.support.smtp import smtp_server as running_smtp_server
 
 pytestmark = pytest.mark.anyio
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], Message]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.content)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def smtp_server() -> Iterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    with running_smtp_server() as inbox:
+        yield inbox, inbox.port
 
 
 async def test_a_message_reaches_the_server_with_its_accents(
-    smtp_server: tuple[_Inbox, int],
+    smtp_server: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp_server
     settings = Settings(smtp_host="127.0.0.1", smtp_port=port, mail_sender="dgfip@example.fr")
@@ -71,7 +47,7 @@ async def test_no_host_sends_nothing() -> None:
 
 
 async def test_an_unreachable_server_is_a_mail_error() -> None:
-    settings = Settings(smtp_host="127.0.0.1", smtp_port=_free_port(), smtp_timeout_seconds=1)
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=free_port(), smtp_timeout_seconds=1)
     with pytest.raises(MailError):
         await send_mail(settings, to=["a@example.fr"], subject="s", body="b")
 

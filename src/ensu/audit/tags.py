@@ -35,3 +35,4 @@ class EventTag(enum.StrEnum):
     WEBHOOKS_SUBSCRIPTION_ENABLED = "webhooks:subscription:enabled"
     WEBHOOKS_SUBSCRIPTION_DISABLED = "webhooks:subscription:disabled"
     WEBHOOKS_DELIVERY_REPLAYED = "webhooks:delivery:replayed"
+    OPERATIONS_SECURITY_EVENT_RAISED = "operations:security_event:raised"

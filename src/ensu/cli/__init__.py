@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ensu.cli import (
+    alerts,
     availability,
     backup,
     consumers,
@@ -38,6 +39,7 @@ app.add_typer(maintenance.app, name="maintenance")
 app.add_typer(availability.app, name="availability")
 app.add_typer(backup.app, name="backup")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(alerts.app, name="alerts")
 app.command("serve")(serve.serve)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ensu.db import Base
@@ -49,3 +49,36 @@ class AvailabilityMinute(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     probe_ok: Mapped[int] = mapped_column(Integer, default=0)
     probe_failed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SecurityEvent(Base):
+    """A security event raised by a detection rule over the journal (R-OPS-1), with its
+    evidence; correlated per téléservice (or per address when none was identified)."""
+
+    __tablename__ = "security_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(32), index=True)
+    #: ``TS-…`` or ``ip:198.51.100.7``: what the rule correlated on.
+    subject: Mapped[str] = mapped_column(String(100), index=True)
+    id_teleservice: Mapped[str | None] = mapped_column(String(64), index=True)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, object]] = mapped_column(JSON)
+    detected_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: What the alert circuit did: ``{"mail": "sent" | "…error…", "webhooks": n}``.
+    alerts: Mapped[dict[str, object]] = mapped_column(JSON)
+    #: The incident this event was attached to (R-OPS-2), if any.
+    incident_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+class DetectionCursor(Base):
+    """How far in the journal the detection has read (one row). Advanced by compare and
+    set, in the transaction that stores the events found: two instances never raise
+    the same event twice."""
+
+    __tablename__ = "detection_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

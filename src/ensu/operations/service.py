@@ -7,7 +7,8 @@ gives the app what it runs and the gateway what it calls:
 
 - :func:`start` / :meth:`Runtime.close` in the app's lifespan: the maintenance watch
   (``state.maintenance``), the availability outcomes (``state.outcomes``), and, for
-  ``ensu serve``, the probe (``state.probe``) and the operators' listener;
+  ``ensu serve``, the probe (``state.probe``), the operators' listener and the security
+  detection (:mod:`ensu.operations.detection`, R-OPS-1);
 - :func:`observe_call` from the gateway, once per journaled call;
 - :func:`current_state` for ``etatSante``.
 """
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ensu.config import Settings
 from ensu.operations import metrics
 from ensu.operations.availability import Outcomes
+from ensu.operations.detection import Detector
 from ensu.operations.listener import Listener
 from ensu.operations.maintenance import MaintenanceWatch, Planned
 from ensu.operations.probe import Probe, ProbeUnconfigured, identity, target_url
@@ -72,9 +74,12 @@ class Runtime:
     outcomes: Outcomes
     probe: Probe | None = None
     listener: Listener | None = None
+    detector: Detector | None = None
 
     async def close(self) -> None:
         """Stop in reverse order; the outcomes flush their last counts."""
+        if self.detector is not None:
+            await self.detector.close()
         if self.listener is not None:
             await self.listener.close()
         if self.probe is not None:
@@ -107,6 +112,11 @@ async def start(
     if settings.metrics_port:
         runtime.listener = Listener(state, host=settings.metrics_host, port=settings.metrics_port)
         await runtime.listener.start()
+    if settings.detection_enabled:  # R-OPS-1: the rules follow the journal
+        runtime.detector = Detector(
+            settings=settings, sessionmaker=sessionmaker, journal=state.journal.store
+        )
+        await runtime.detector.start()
     return runtime
 
 

@@ -12,6 +12,7 @@ from ensu.cli import (
     db,
     documents,
     edge,
+    incidents,
     journal,
     keys,
     maintenance,
@@ -40,6 +41,7 @@ app.add_typer(availability.app, name="availability")
 app.add_typer(backup.app, name="backup")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(incidents.app, name="incidents")
 app.command("serve")(serve.serve)
 
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ensu.db import Base
@@ -82,3 +91,58 @@ class DetectionCursor(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ServiceCutRecord(Base):
+    """The whole service cut (R-OPS-2): every call 503 930006 while ``ended_at`` is
+    NULL; each instance follows it within a second (:mod:`ensu.operations.isolation`)."""
+
+    __tablename__ = "service_cuts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    started_by: Mapped[str] = mapped_column(String(200))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    ended_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Incident(Base):
+    """A security incident through the phases of CGU §8 (R-OPS-2): isolation,
+    investigation, treatment, closure; its actions are :class:`IncidentAction` rows."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    #: The type the periodic review counts by (``ensu.operations.incidents.KINDS``).
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    #: ``open`` → ``isolated`` → ``investigating`` → ``treating`` → ``closed``.
+    phase: Mapped[str] = mapped_column(String(16), index=True)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    opened_by: Mapped[str] = mapped_column(String(200))
+    isolated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    qualification: Mapped[str | None] = mapped_column(Text)
+    cause: Mapped[str | None] = mapped_column(Text)
+    #: The closure checklist: item → {"by", "at", "note"} once verified.
+    checklist: Mapped[dict[str, object]] = mapped_column(JSON)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class IncidentAction(Base):
+    """One thing done for an incident: an isolation, an export, a restriction … with
+    what undoes it at closure (``undo``), and when it was undone."""
+
+    __tablename__ = "incident_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[dict[str, object]] = mapped_column(JSON)
+    undone_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -28,6 +28,7 @@ from ensu.config import Settings
 from ensu.operations import metrics
 from ensu.operations.availability import Outcomes
 from ensu.operations.detection import Detector
+from ensu.operations.isolation import CutWatch
 from ensu.operations.listener import Listener
 from ensu.operations.maintenance import MaintenanceWatch, Planned
 from ensu.operations.probe import Probe, ProbeUnconfigured, identity, target_url
@@ -48,11 +49,16 @@ DESCRIPTIONS = {
 }
 
 
-async def current_state(*, engine: AsyncEngine, window: Planned | None = None) -> ServiceState:
-    """``maintenance`` during a planned ``window``; else ``ok`` when the database answers
-    a trivial query, ``degrade`` otherwise."""
+async def current_state(
+    *, engine: AsyncEngine, window: Planned | None = None, cut: bool = False
+) -> ServiceState:
+    """``maintenance`` during a planned ``window``; ``degrade`` while the service is
+    cut (R-OPS-2); else ``ok`` when the database answers a trivial query, ``degrade``
+    otherwise."""
     if window is not None:
         return ServiceState.MAINTENANCE
+    if cut:
+        return ServiceState.DEGRADE
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -72,6 +78,7 @@ def observe_call(*, state: Any, path: str, status: int, code: str | None, at: fl
 class Runtime:
     watch: MaintenanceWatch
     outcomes: Outcomes
+    cuts: CutWatch
     probe: Probe | None = None
     listener: Listener | None = None
     detector: Detector | None = None
@@ -85,6 +92,7 @@ class Runtime:
         if self.probe is not None:
             await self.probe.close()
         await self.outcomes.close()
+        await self.cuts.close()
         await self.watch.close()
 
 
@@ -103,7 +111,10 @@ async def start(
     outcomes = Outcomes(sessionmaker)
     await outcomes.start()
     state.outcomes = outcomes
-    runtime = Runtime(watch, outcomes)
+    cuts = CutWatch(sessionmaker)
+    await cuts.start()
+    state.cuts = cuts
+    runtime = Runtime(watch, outcomes, cuts)
     state.probe = None
     if not served:
         return runtime

@@ -43,3 +43,8 @@ class EventTag(enum.StrEnum):
     OPERATIONS_INCIDENT_CLOSED = "operations:incident:closed"
     CONSUMERS_TELESERVICE_RESTRICTED = "consumers:teleservice:restricted"
     CONSUMERS_TELESERVICE_RESTRICTION_LIFTED = "consumers:teleservice:restriction_lifted"
+    OPERATIONS_BREACH_RECORDED = "operations:breach:recorded"
+    OPERATIONS_BREACH_CNIL_NOTIFIED = "operations:breach:cnil_notified"
+    OPERATIONS_BREACH_DEADLINE_ALERT = "operations:breach:deadline_alert"
+    OPERATIONS_BREACH_CONTROLLERS_INFORMED = "operations:breach:controllers_informed"
+    OPERATIONS_BREACH_CLOSED = "operations:breach:closed"

@@ -8,6 +8,7 @@ from ensu.cli import (
     alerts,
     availability,
     backup,
+    breaches,
     consumers,
     db,
     documents,
@@ -42,6 +43,7 @@ app.add_typer(backup.app, name="backup")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(incidents.app, name="incidents")
+app.add_typer(breaches.app, name="breaches")
 app.command("serve")(serve.serve)
 
 

@@ -146,3 +146,33 @@ class IncidentAction(Base):
     target: Mapped[str | None] = mapped_column(String(100))
     details: Mapped[dict[str, object]] = mapped_column(JSON)
     undone_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Breach(Base):
+    """A personal-data breach in the register (R-OPS-3, CGU §6.6; RGPD art. 33.5: the
+    facts, the effects, the measures), with its 72-hour deadline to the CNIL counted
+    from ``discovered_at`` and the notices sent to the other controllers."""
+
+    __tablename__ = "breaches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    #: When the producer became aware of it: the 72 hours run from here.
+    discovered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    #: ``confidentiality``, ``integrity``, ``availability`` (one or more, comma-separated).
+    nature: Mapped[str] = mapped_column(String(64))
+    #: ``unlikely`` (documented, not notified), ``risk`` (CNIL), ``high`` (CNIL and persons).
+    risk: Mapped[str] = mapped_column(String(16))
+    teleservices: Mapped[list[str]] = mapped_column(JSON)
+    measures: Mapped[str | None] = mapped_column(Text)
+    incident_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    cnil_notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    cnil_reference: Mapped[str | None] = mapped_column(String(100))
+    #: The deadline alerts already sent (``24h``, ``6h``, ``overdue``).
+    alerts: Mapped[list[str]] = mapped_column(JSON)
+    #: The other controllers told: [{"id_teleservice", "role", "email", "at", "outcome"}].
+    notices: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -7,8 +7,9 @@ gives the app what it runs and the gateway what it calls:
 
 - :func:`start` / :meth:`Runtime.close` in the app's lifespan: the maintenance watch
   (``state.maintenance``), the availability outcomes (``state.outcomes``), and, for
-  ``ensu serve``, the probe (``state.probe``), the operators' listener and the security
-  detection (:mod:`ensu.operations.detection`, R-OPS-1);
+  ``ensu serve``, the probe (``state.probe``), the operators' listener, the security
+  detection (:mod:`ensu.operations.detection`, R-OPS-1) and the breaches' deadline
+  clock (:mod:`ensu.operations.breaches`, R-OPS-3);
 - :func:`observe_call` from the gateway, once per journaled call;
 - :func:`current_state` for ``etatSante``.
 """
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ensu.config import Settings
 from ensu.operations import metrics
 from ensu.operations.availability import Outcomes
+from ensu.operations.breaches import BreachClock
 from ensu.operations.detection import Detector
 from ensu.operations.isolation import CutWatch
 from ensu.operations.listener import Listener
@@ -82,9 +84,12 @@ class Runtime:
     probe: Probe | None = None
     listener: Listener | None = None
     detector: Detector | None = None
+    breach_clock: BreachClock | None = None
 
     async def close(self) -> None:
         """Stop in reverse order; the outcomes flush their last counts."""
+        if self.breach_clock is not None:
+            await self.breach_clock.close()
         if self.detector is not None:
             await self.detector.close()
         if self.listener is not None:
@@ -128,6 +133,9 @@ async def start(
             settings=settings, sessionmaker=sessionmaker, journal=state.journal.store
         )
         await runtime.detector.start()
+    # R-OPS-3: the CNIL's 72 hours, alerted before they pass.
+    runtime.breach_clock = BreachClock(settings=settings, sessionmaker=sessionmaker)
+    await runtime.breach_clock.start()
     return runtime
 
 

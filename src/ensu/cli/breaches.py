@@ -7,9 +7,7 @@ left and once overdue (``remind`` does it once, for cron). The rules are in
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
@@ -17,8 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ensu import db
-from ensu.cli.consumers import actor, errors, run
+from ensu.cli.consumers import actor, errors, run, run_with_sessionmaker
 from ensu.config import get_settings
 from ensu.operations import breaches
 from ensu.operations.maintenance import WindowRefused, parse_moment
@@ -34,21 +31,6 @@ def _moment(text: str) -> dt.datetime:
     try:
         return parse_moment(text)
     except WindowRefused as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-
-
-def _with_sessionmaker(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    async def main() -> T:
-        engine = db.make_engine(get_settings().database_url)
-        try:
-            return await work(db.make_sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except breaches.BreachError as exc:
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
 
@@ -164,7 +146,7 @@ def inform(
             message=message,
         )
 
-    notices = _with_sessionmaker(work)
+    notices = run_with_sessionmaker(work, expected=EXPECTED)
     for notice in notices:
         console.print(
             f"{notice['id_teleservice']} {notice['role']} {notice['email']}: {notice['outcome']}"
@@ -181,7 +163,7 @@ def remind() -> None:
     async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> list[tuple[int, str]]:
         return await breaches.remind(settings=settings, sessionmaker=sessionmaker)
 
-    for breach_id, alert in _with_sessionmaker(work):
+    for breach_id, alert in run_with_sessionmaker(work, expected=EXPECTED):
         console.print(f"breach {breach_id}: {alert} alert sent")
 
 

@@ -6,9 +6,7 @@ server sends what is due every second; ``deliver`` does it once (without a serve
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
@@ -16,8 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ensu import db
-from ensu.cli.consumers import actor, errors, run
+from ensu.cli.consumers import actor, run, run_with_sessionmaker
 from ensu.config import get_settings
 from ensu.webhooks import service as webhooks
 
@@ -29,21 +26,6 @@ T = TypeVar("T")
 
 def _paris(moment: dt.datetime) -> str:
     return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}Z"
-
-
-def _with_sessionmaker(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    async def main() -> T:
-        engine = db.make_engine(get_settings().database_url)
-        try:
-            return await work(db.make_sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except webhooks.WebhookError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -163,7 +145,7 @@ def replay(delivery: Annotated[str, typer.Argument(help="The delivery's id (uuid
             sessionmaker=sessionmaker, settings=settings, delivery=delivery, actor=actor()
         )
 
-    attempt = _with_sessionmaker(work)
+    attempt = run_with_sessionmaker(work, expected=EXPECTED)
     outcome = "delivered" if attempt.ok else f"failed ({attempt.error})"
     console.print(f"delivery {attempt.delivery}: {outcome}")
     if not attempt.ok:
@@ -178,4 +160,4 @@ def deliver() -> None:
     async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         return await webhooks.deliver_due(sessionmaker=sessionmaker, settings=settings)
 
-    console.print(f"{_with_sessionmaker(work)} attempt(s) made")
+    console.print(f"{run_with_sessionmaker(work, expected=EXPECTED)} attempt(s) made")

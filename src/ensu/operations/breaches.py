@@ -20,7 +20,6 @@ autres responsables de traitement de ladite violation". So:
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ensu import mail
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
-from ensu.background import StopSignal
+from ensu.background import Periodic
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import ContactRole
@@ -363,8 +362,10 @@ async def _send_notice(settings: Settings, breach: Breach, to: str, message: str
     return "sent"
 
 
-class BreachClock:
+class BreachClock(Periodic):
     """Runs :func:`remind` every ``interval`` seconds in the server."""
+
+    job = "breach-clock"
 
     def __init__(
         self,
@@ -373,24 +374,9 @@ class BreachClock:
         sessionmaker: async_sessionmaker[AsyncSession],
         interval: float = 60.0,
     ) -> None:
+        super().__init__(interval=interval, logger=logger)
         self.settings = settings
         self.sessionmaker = sessionmaker
-        self.interval = interval
-        self._stopper = StopSignal()
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="breach-clock")
-
-    async def close(self) -> None:
-        self._stopper.stop()
-        if self._task is not None:
-            await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while not await self._stopper.sleep(self.interval):
-            try:
-                await remind(settings=self.settings, sessionmaker=self.sessionmaker)
-            except Exception as exc:  # the next minute tries again
-                logger.error("breach deadline alerts failed: %r", exc)
+    async def tick(self) -> None:
+        await remind(settings=self.settings, sessionmaker=self.sessionmaker)

@@ -29,7 +29,6 @@ with several instances, one wins each round, the others drop their windows and f
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections import Counter, deque
@@ -46,7 +45,7 @@ from ensu.audit import service as audit
 from ensu.audit.records import CallRecord, Decision
 from ensu.audit.store import JournalStore
 from ensu.audit.tags import EventTag
-from ensu.background import StopSignal
+from ensu.background import Periodic
 from ensu.config import Settings
 from ensu.operations.models import DetectionCursor, SecurityEvent
 from ensu.webhooks import service as webhooks
@@ -386,8 +385,10 @@ def _mail_body(event: SecurityEvent) -> str:
 # -- the job ------------------------------------------------------------------------------
 
 
-class Detector:
+class Detector(Periodic):
     """Reads the journal's new calls and raises the rules' events (see the module)."""
+
+    job = "security-detection"
 
     def __init__(
         self,
@@ -398,31 +399,17 @@ class Detector:
         rules: Sequence[Rule] | None = None,
         interval: float | None = None,
     ) -> None:
+        super().__init__(interval=interval or settings.detection_interval_seconds, logger=logger)
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.journal = journal
         self.rules = tuple(rules) if rules is not None else rules_for(settings)
-        self.interval = interval or settings.detection_interval_seconds
         self.position: int | None = None
         self.last_raised: dict[tuple[str, str], dt.datetime] = {}
-        self._stopper = StopSignal()
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="security-detection")
-
-    async def close(self) -> None:
-        self._stopper.stop()
-        if self._task is not None:
-            await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while not await self._stopper.sleep(self.interval):
-            try:
-                await self.run_once()
-            except Exception as exc:  # the next round reads again from the cursor
-                logger.error("security detection failed: %r", exc)
+    async def tick(self) -> None:
+        """A round; a failure reads again from the cursor at the next."""
+        await self.run_once()
 
     async def _cursor(self) -> int:
         """The stored cursor; on the very first run, the journal's current end (the

@@ -16,7 +16,6 @@ with the database down) serves nothing anyway.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import math
@@ -28,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
-from ensu.background import StopSignal
+from ensu.background import Periodic
 from ensu.operations.models import ServiceCutRecord
 
 logger = logging.getLogger("ensu.operations")
@@ -96,8 +95,12 @@ async def end_cut(
     return cut
 
 
-class CutWatch:
-    """The open cut, in memory, reloaded in the background (see the module)."""
+class CutWatch(Periodic):
+    """The open cut, in memory, reloaded in the background (see the module); a reload
+    that fails keeps what was last read."""
+
+    job = "service-cut-watch"
+    eager = True
 
     def __init__(
         self,
@@ -106,27 +109,12 @@ class CutWatch:
         refresh: float = REFRESH_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(interval=refresh, logger=logger)
         self.sessionmaker = sessionmaker
-        self.refresh_interval = refresh
         self.clock = clock
         #: The open cut's id, or None.
         self.cut: int | None = None
         self.fresh_at = -math.inf
-        self._task: asyncio.Task[None] | None = None
-        self._stopper = StopSignal()
-
-    async def start(self) -> None:
-        try:
-            await self.refresh()
-        except Exception as exc:  # the loop retries
-            logger.error("service cut state not loaded: %r", exc)
-        self._task = asyncio.create_task(self._loop(), name="service-cut-watch")
-
-    async def close(self) -> None:
-        self._stopper.stop()
-        if self._task is not None:
-            await self._task
-            self._task = None
 
     def current(self) -> int | None:
         """The open cut's id (no I/O: the hot path's question)."""
@@ -141,14 +129,5 @@ class CutWatch:
         self.cut = cut.id if cut else None
         self.fresh_at = started
 
-    async def _loop(self) -> None:
-        failing = False
-        while not await self._stopper.sleep(self.refresh_interval):
-            try:
-                await self.refresh()
-            except Exception as exc:  # keep what was last read; try again
-                if not failing:
-                    logger.error("service cut state cannot be reloaded: %r", exc)
-                failing = True
-                continue
-            failing = False
+    async def tick(self) -> None:
+        await self.refresh()

@@ -22,7 +22,6 @@ in :mod:`ensu.webhooks.signature`.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import fnmatch
 import json
@@ -39,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
-from ensu.background import StopSignal
+from ensu.background import Periodic
 from ensu.config import Settings
 from ensu.webhooks import signature
 from ensu.webhooks.models import (
@@ -517,8 +516,10 @@ async def attempts(
 # -- the server's job ------------------------------------------------------------------
 
 
-class Dispatcher:
+class Dispatcher(Periodic):
     """Runs :func:`deliver_due` every ``interval`` seconds in the server."""
+
+    job = "webhooks"
 
     def __init__(
         self,
@@ -527,28 +528,16 @@ class Dispatcher:
         *,
         interval: float = 1.0,
     ) -> None:
+        super().__init__(interval=interval, logger=logger)
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.interval = interval
-        self._stopper = StopSignal()
-        self._task: asyncio.Task[None] | None = None
         self._client = _client(settings)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="webhooks")
+    async def tick(self) -> None:
+        await deliver_due(
+            sessionmaker=self.sessionmaker, settings=self.settings, client=self._client
+        )
 
     async def close(self) -> None:
-        self._stopper.stop()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        await super().close()
         await self._client.aclose()
-
-    async def _loop(self) -> None:
-        while not await self._stopper.sleep(self.interval):
-            try:
-                await deliver_due(
-                    sessionmaker=self.sessionmaker, settings=self.settings, client=self._client
-                )
-            except Exception as exc:  # the next round tries again; the rows keep the state
-                logger.error("webhook deliveries failed: %r", exc)

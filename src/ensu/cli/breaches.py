@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ensu.cli.consumers import actor, errors, run, run_with_sessionmaker
+from ensu.cli.consumers import actor, errors, print_notices, run, run_with_sessionmaker
 from ensu.config import get_settings
 from ensu.operations import breaches
 from ensu.operations.maintenance import WindowRefused, parse_moment
@@ -146,13 +146,7 @@ def inform(
             message=message,
         )
 
-    notices = run_with_sessionmaker(work, expected=EXPECTED)
-    for notice in notices:
-        console.print(
-            f"{notice['id_teleservice']} {notice['role']} {notice['email']}: {notice['outcome']}"
-        )
-    if any(notice["outcome"] != "sent" for notice in notices):
-        raise typer.Exit(1)
+    print_notices(run_with_sessionmaker(work, expected=EXPECTED))
 
 
 @app.command()

@@ -84,6 +84,17 @@ def run_with_sessionmaker(
         raise typer.Exit(1) from None
 
 
+def print_notices(notices: list[dict[str, object]]) -> None:
+    """One line per written notice to a téléservice's contact (R-OPS-4); exit status 1
+    when one was not sent."""
+    for notice in notices:
+        console.print(
+            f"{notice['id_teleservice']} {notice['role']} {notice['email']}: {notice['outcome']}"
+        )
+    if any(notice["outcome"] != "sent" for notice in notices):
+        raise typer.Exit(1)
+
+
 def _certificates(paths: list[Path], thumbprints: list[str], subject: str) -> list[CertificateRef]:
     refs = [CertificateRef(thumbprint=value, subject=subject) for value in thumbprints]
     for path in paths:

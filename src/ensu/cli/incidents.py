@@ -15,11 +15,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import keys
 from ensu.audit.store import StoreError
-from ensu.cli.consumers import DATE_FORMATS, actor, run
+from ensu.cli.consumers import DATE_FORMATS, actor, print_notices, run, run_with_sessionmaker
 from ensu.config import get_settings
 from ensu.operations import incidents, isolation
 from ensu.operations.models import Incident, IncidentAction
@@ -168,6 +168,31 @@ def restrict(  # noqa: PLR0917 - typer options, passed by name by the CLI
 
     run(work, expected=EXPECTED)
     console.print(f"{teleservice} restricted until incident {incident_id} is closed")
+
+
+@app.command()
+def inform(
+    incident_id: int,
+    message: Annotated[str, typer.Option(help="What the consumers should know.")],
+    teleservice: Annotated[
+        list[str] | None,
+        typer.Option("--teleservice", help="Default: those the incident isolated or restricted."),
+    ] = None,
+) -> None:
+    """Write to the technical contact and the responsable de traitement (R-OPS-4)."""
+    settings = get_settings()
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> list[dict[str, object]]:
+        return await incidents.inform(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            incident_id=incident_id,
+            actor=actor(),
+            message=message,
+            teleservices=tuple(teleservice or ()),
+        )
+
+    print_notices(run_with_sessionmaker(work, expected=EXPECTED))
 
 
 @app.command()

@@ -33,6 +33,7 @@ from ensu.background import Periodic
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import ContactRole
+from ensu.operations import notices
 from ensu.operations.models import Breach
 from ensu.webhooks import service as webhooks
 
@@ -292,48 +293,31 @@ async def inform_controllers(
     (CGU §6.6); every notice (sent or failed) is recorded on the breach and journaled."""
     async with sessionmaker() as session:
         breach = await _breach(session, breach_id)
-        recipients = [
-            (name, contact)
-            for name in breach.teleservices
-            for contact in await consumers.contacts_of(
-                session=session, id_teleservice=name, roles=CONTROLLER_ROLES
-            )
-        ]
-    if not recipients:
-        raise BreachError(
-            "no responsable de traitement nor DPO recorded for the téléservices concerned"
-            " (ensu consumers contacts)"
+    try:
+        sent = await notices.write_to_contacts(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            teleservices=breach.teleservices,
+            roles=CONTROLLER_ROLES,
+            subject=f"Violation de données à caractère personnel n° {breach.id}",
+            body=_notice(breach, message),
         )
-    notices: list[dict[str, object]] = []
-    for name, contact in recipients:
-        outcome = await _send_notice(settings, breach, contact.email, message)
-        notices.append(
-            {
-                "id_teleservice": name,
-                "role": contact.role.value,
-                "email": contact.email,
-                "at": dt.datetime.now(dt.UTC).isoformat(),
-                "outcome": outcome,
-            }
-        )
+    except notices.NoRecipient as exc:
+        raise BreachError(str(exc)) from None
     async with sessionmaker() as session, session.begin():
         stored = await _breach(session, breach_id)
-        stored.notices = [*stored.notices, *notices]
+        stored.notices = [*stored.notices, *sent]
         await audit.record_event(
             session=session,
             tag=EventTag.OPERATIONS_BREACH_CONTROLLERS_INFORMED,
             actor=actor,
-            details={
-                "breach": breach_id,
-                "sent": sum(1 for n in notices if n["outcome"] == "sent"),
-                "failed": sum(1 for n in notices if n["outcome"] != "sent"),
-            },
+            details={"breach": breach_id, **notices.counts(sent)},
         )
-    return notices
+    return sent
 
 
-async def _send_notice(settings: Settings, breach: Breach, to: str, message: str) -> str:
-    body = "\n".join(
+def _notice(breach: Breach, message: str) -> str:
+    return "\n".join(
         [
             "Madame, Monsieur,",
             "",
@@ -350,16 +334,6 @@ async def _send_notice(settings: Settings, breach: Breach, to: str, message: str
             "La DGFIP, producteur de l'API",
         ]
     )
-    try:
-        await mail.send_mail(
-            settings,
-            to=[to],
-            subject=f"Violation de données à caractère personnel n° {breach.id}",
-            body=body,
-        )
-    except mail.MailError as exc:
-        return f"error: {exc}"[:300]
-    return "sent"
 
 
 class BreachClock(Periodic):

@@ -14,7 +14,8 @@ what was done, by whom, when:
    téléservice, as the provable bundle of ``ensu journal export`` (R-TR-3), kept with
    the incident; :func:`qualify`: perimeter, qualification, cause.
 3. **Treatment** — :func:`restrict`: a lower quota, a narrower perimeter
-   (``consumers.service.restrict``), lifted at closure.
+   (``consumers.service.restrict``), lifted at closure; :func:`inform`: the written
+   notice to the téléservices' contacts (R-OPS-4).
 4. **Closure** — :func:`check` ticks the items of :data:`CHECKLIST` (the terms'
    "vérification avant remise en service"); :func:`close` refuses while one is missing
    or the journal does not verify, then lifts the isolations and restrictions.
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import keys
 from ensu.audit import service as audit
@@ -46,9 +47,9 @@ from ensu.audit.verify import verify
 from ensu.audit.witness import kept_path, read_kept
 from ensu.config import Settings
 from ensu.consumers import service as consumers
-from ensu.consumers.models import TeleserviceStatus
+from ensu.consumers.models import ContactRole, TeleserviceStatus
 from ensu.oauth import service as oauth
-from ensu.operations import isolation
+from ensu.operations import isolation, notices
 from ensu.operations.models import Incident, IncidentAction, SecurityEvent
 
 KINDS = (
@@ -70,6 +71,10 @@ CHECKLIST = {
 }
 #: Actions lifted at closure, and how.
 LIFTED = frozenset({"isolate_teleservice", "cut_service", "restrict"})
+#: Actions whose target is a téléservice the incident touched (informed by default).
+TOUCHING = frozenset({"isolate_teleservice", "restrict"})
+#: Whom :func:`inform` writes to (R-OPS-4).
+INFORMED_ROLES = (ContactRole.TECHNIQUE, ContactRole.RESPONSABLE_TRAITEMENT)
 
 
 class IncidentError(ValueError):
@@ -371,6 +376,64 @@ async def restrict(
         session, incident, action="restrict", actor=actor, target=teleservice,
         details={"previous": previous, "reason": reason}, now=moment,
     )  # fmt: skip
+
+
+async def inform(
+    *,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    incident_id: int,
+    actor: str,
+    message: str,
+    teleservices: tuple[str, ...] = (),
+) -> list[dict[str, object]]:
+    """Write to the technical contact and the responsable de traitement of the
+    téléservices concerned (R-OPS-4, CGU §5.1 and §12: "dûment averti par écrit"); by
+    default those the incident isolated or restricted. The notices are kept as an
+    action of the incident."""
+    if not message.strip():
+        raise IncidentError("a notice needs a message (--message)")
+    async with sessionmaker() as session:
+        incident = await _incident(session, incident_id, open_=False)
+        done = await actions(session=session, incident_id=incident_id)
+    targets = teleservices or tuple(
+        sorted({a.target for a in done if a.action in TOUCHING and a.target is not None})
+    )
+    if not targets:
+        raise IncidentError("no téléservice concerned yet: name them (--teleservice)")
+    body = "\n".join(
+        [
+            "Madame, Monsieur,",
+            "",
+            "Le producteur de l'API ENSU DOCUMENTS vous informe d'un événement de sécurité"
+            " concernant votre téléservice (conditions générales d'utilisation, articles 5.1"
+            " et 12) :",
+            "",
+            f"Incident n° {incident.id} — {incident.title}",
+            "",
+            message.strip(),
+            "",
+            "La DGFIP, producteur de l'API",
+        ]
+    )
+    try:
+        sent = await notices.write_to_contacts(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            teleservices=targets,
+            roles=INFORMED_ROLES,
+            subject=f"Incident de sécurité n° {incident.id} : {incident.title}",
+            body=body,
+        )
+    except notices.NoRecipient as exc:
+        raise IncidentError(str(exc)) from None
+    async with sessionmaker() as session, session.begin():
+        incident = await _incident(session, incident_id, open_=False)
+        await _act(
+            session, incident, action="inform", actor=actor, target=",".join(targets)[:100],
+            details={"notices": sent, **notices.counts(sent)}, now=_now(None),
+        )  # fmt: skip
+    return sent
 
 
 # -- 4. closure -------------------------------------------------------------------------------

@@ -16,13 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.config import Environment, Settings, get_settings
 from ensu.consumers import service as consumers
-from ensu.consumers.models import ContactRole
-from ensu.consumers.schemas import Contact
 from ensu.operations import breaches
 from ensu.operations.models import Breach
 from ensu.webhooks import service as webhooks
 from tests.support.certs import SIRET, make_certificate
 from tests.support.cli import Invoke
+from tests.support.contacts import every_role
 from tests.support.smtp import Inbox, smtp_server
 from tests.support.webhook_receiver import Receiver, receiver
 
@@ -99,11 +98,7 @@ async def _teleservice(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         await consumers.set_contacts(
             session=session,
             id_teleservice="TS-BREACH",
-            contacts=[
-                Contact(role=ContactRole.TECHNIQUE, name="Tech", email="tech@org.example"),
-                Contact(role=ContactRole.RESPONSABLE_TRAITEMENT, name="RT", email="rt@org.example"),
-                Contact(role=ContactRole.DPO, name="DPO", email="dpo@org.example"),
-            ],
+            contacts=every_role(),
             actor="t",
         )
 

@@ -20,6 +20,8 @@ from ensu.consumers import service as consumers
 from ensu.consumers.models import TeleserviceStatus
 from ensu.operations import incidents, isolation
 from tests.support.certs import SIRET, make_certificate
+from tests.support.contacts import every_role
+from tests.support.smtp import smtp_server
 
 CERT = make_certificate("incidents")
 JUSTIFIED = quotas.QuotaJustification(
@@ -218,3 +220,48 @@ async def test_isolate_names_exactly_one_target(
             await incidents.open_incident(
                 session=session, title="t", kind="nope", severity="low", actor="ops"
             )
+
+
+@pytest.mark.anyio
+async def test_the_consumers_concerned_are_written_to(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """R-OPS-4: the technical contact and the responsable de traitement of the isolated
+    téléservice (not its DPO, not the others) receive the notice; it is kept."""
+    await _teleservices(sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        await consumers.set_contacts(
+            session=session,
+            id_teleservice="TS-ONE",
+            contacts=every_role(),
+            actor="t",
+        )
+    incident_id = await _open(sessionmaker)
+    with pytest.raises(incidents.IncidentError, match="no téléservice concerned"):
+        await incidents.inform(
+            settings=settings, sessionmaker=sessionmaker, incident_id=incident_id,
+            actor="ops", message="x",
+        )  # fmt: skip
+    async with sessionmaker() as session, session.begin():
+        await incidents.isolate(
+            session=session, incident_id=incident_id, actor="ops", reason="r",
+            teleservice="TS-ONE",
+        )  # fmt: skip
+    with smtp_server() as inbox:
+        mailing = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": inbox.port})
+        sent = await incidents.inform(
+            settings=mailing, sessionmaker=sessionmaker, incident_id=incident_id,
+            actor="ops", message="Votre téléservice est suspendu : clé compromise.",
+        )  # fmt: skip
+    assert [(n["role"], n["email"], n["outcome"]) for n in sent] == [
+        ("technique", "tech@org.example", "sent"),
+        ("responsable_traitement", "rt@org.example", "sent"),
+    ]
+    assert sorted(r for _, rs, _ in inbox.messages for r in rs) == [
+        "rt@org.example",
+        "tech@org.example",
+    ]
+    async with sessionmaker() as session:
+        done = await incidents.actions(session=session, incident_id=incident_id)
+    assert done[-1].action == "inform"
+    assert done[-1].details["sent"] == 2

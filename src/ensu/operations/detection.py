@@ -406,6 +406,8 @@ class Detector(Periodic):
         self.rules = tuple(rules) if rules is not None else rules_for(settings)
         self.position: int | None = None
         self.last_raised: dict[tuple[str, str], dt.datetime] = {}
+        #: The events this process raised, by rule (``ensu_security_events_total``).
+        self.raised_by_rule: Counter[str] = Counter()
 
     async def tick(self) -> None:
         """A round; a failure reads again from the cursor at the next."""
@@ -439,6 +441,7 @@ class Detector(Periodic):
                 continue
             self.position = after
             raised += events
+            self.raised_by_rule.update(event.rule for event in events)
         for event in raised:
             await mail_alert(settings=self.settings, sessionmaker=self.sessionmaker, event=event)
         return raised

@@ -129,7 +129,7 @@ async def start(
         runtime.listener = Listener(state, host=settings.metrics_host, port=settings.metrics_port)
         await runtime.listener.start()
     if settings.detection_enabled:  # R-OPS-1: the rules follow the journal
-        runtime.detector = Detector(
+        runtime.detector = state.detector = Detector(
             settings=settings, sessionmaker=sessionmaker, journal=state.journal.store
         )
         await runtime.detector.start()

@@ -177,6 +177,11 @@ def _run_tool(command: list[str], env: dict[str, str]) -> None:
 async def create(*, settings: Settings, actor: str, now: dt.datetime) -> BackupInfo:
     """Make a backup of the deployment of ``settings`` while it serves; journaled."""
     root = backup_dir(settings)
+    if root.resolve().is_relative_to(settings.var_dir.resolve()):
+        raise BackupError(
+            f"ENSU_BACKUP_DIR ({root}) is inside the var directory: a destroyed var"
+            " directory would take its backups along"
+        )
     root.mkdir(parents=True, exist_ok=True)
     backup_id = f"{PREFIX}{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
     final = root / backup_id

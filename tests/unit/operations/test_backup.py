@@ -158,3 +158,13 @@ def test_prune_keeps_the_newest(made: Path) -> None:
     ]
     assert not older.exists()
     assert made.exists()
+
+
+def test_backups_are_never_written_inside_the_var_directory(
+    run: Invoke, sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENSU_BACKUP_DIR", str(sqlite_settings.var_dir / "backups"))
+    get_settings.cache_clear()
+    result = run("backup", "create")
+    assert result.exit_code == 1
+    assert "inside the var directory" in result.output

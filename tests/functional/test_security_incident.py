@@ -110,7 +110,6 @@ def test_enumeration_alerted_then_isolated_cut_and_closed(
     ):
         token_a = request_token(a, A.client_id).json()["access_token"]
         token_b = request_token(b, B.client_id).json()["access_token"]
-        time.sleep(1.0)  # the detector has taken its place at the journal's end
 
         # 1. the enumeration, alerted within a minute by the signed webhook
         began = time.monotonic()

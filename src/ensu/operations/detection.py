@@ -409,6 +409,14 @@ class Detector(Periodic):
         #: The events this process raised, by rule (``ensu_security_events_total``).
         self.raised_by_rule: Counter[str] = Counter()
 
+    async def start(self) -> None:
+        """Take the cursor before the server serves: no call of this run is missed."""
+        try:
+            self.position = await self._cursor()
+        except Exception as exc:  # the first round tries again
+            logger.error("security detection: no cursor yet: %r", exc)
+        await super().start()
+
     async def tick(self) -> None:
         """A round; a failure reads again from the cursor at the next."""
         await self.run_once()

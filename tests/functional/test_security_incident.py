@@ -39,6 +39,7 @@ from tests.functional.conftest import (
     B,
     Var,
     api_headers,
+    app_server,
     free_port,
     prepare,
     request_token,
@@ -205,4 +206,48 @@ def test_enumeration_alerted_then_isolated_cut_and_closed(
     report = json.loads(review.output)
     assert report["by_kind"] == {"enumeration": {"high": 1}}
     assert report["open"] == 0
+    get_settings.cache_clear()
+
+
+def test_every_instance_cuts_the_service_when_the_command_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R-OPS-2: two instances on one database; once ``ensu incidents isolate --service``
+    has returned, both answer 503 930006 (each follows the cut within a second)."""
+    var = prepare(tmp_path / "var")
+    monkeypatch.setenv("ENSU_LISTEN_PORT", str(free_port()))
+    run: Invoke = next(invoker(var.directory, monkeypatch))
+    with (
+        app_server(var.settings()) as first,
+        app_server(var.settings()) as second,
+    ):
+        clients = [
+            httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=var.context(B))
+            for port in (first, second)
+        ]
+        try:
+            tokens = [
+                request_token(client, B.client_id).json()["access_token"] for client in clients
+            ]
+            for client, token in zip(clients, tokens, strict=True):
+                served = client.get(
+                    LIST, params={"siren": SIRENS[0]}, headers=api_headers(token, B)
+                )
+                assert served.status_code in {200, 404}
+            assert (
+                run(
+                    "incidents", "open", "--title", "t", "--kind", "other", "--severity", "low"
+                ).exit_code
+                == 0
+            )
+            cut = run("incidents", "isolate", "1", "--service", "--reason", "test")
+            assert cut.exit_code == 0, cut.output
+            for client, token in zip(clients, tokens, strict=True):
+                answer = client.get(
+                    LIST, params={"siren": SIRENS[0]}, headers=api_headers(token, B)
+                )
+                assert _code(answer) == (503, "930006")
+        finally:
+            for client in clients:
+                client.close()
     get_settings.cache_clear()

@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import (
@@ -24,6 +25,7 @@ from fastapi.exception_handlers import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
 from ensu import db
@@ -50,6 +52,7 @@ from ensu.gateway.layer import API_PREFIX, Gateway, StoreAuthority
 from ensu.oauth.router import router as oauth_router
 from ensu.operations import service as operations
 from ensu.operations.router import router as operations_router
+from ensu.webhooks import service as webhooks
 
 logger = logging.getLogger("ensu.app")
 SWITCH_INTERVAL_SECONDS = 0.0005
@@ -85,17 +88,7 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
         runtime = await operations.start(
             state=app.state, settings=settings, sessionmaker=sessionmaker, served=served
         )
-        # The compliance clock (R-SEC-2, R-SQ-5, R-SQ-6, R-TR-4): its due jobs, in the
-        # served process only; two instances (or cron) never run a job's day twice.
-        scheduler = None
-        if served and settings.jobs_enabled:
-            scheduler = Scheduler(
-                sessionmaker=sessionmaker,
-                settings=settings,
-                interval=settings.jobs_interval_seconds,
-            )
-            await scheduler.start()
-        app.state.compliance_clock = scheduler
+        jobs = await _start_jobs(app, settings, sessionmaker, served=served)
         # Everything loaded so far (modules, mappers, schemas) lives as long as the
         # process: out of the collector's sight, a full collection no longer scans it
         # (each one paused the loop about 120 ms, the p99 of the bench's bench).
@@ -103,8 +96,8 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
         try:
             yield
         finally:
-            if scheduler is not None:
-                await scheduler.close()
+            for job in reversed(jobs):
+                await job.close()
             await runtime.close()
             await app.state.journal.close()
             await app.state.authority.close()
@@ -140,6 +133,38 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
         app.add_exception_handler(failure, _store_unavailable)
     app.add_exception_handler(Exception, _internal)
     return app
+
+
+class _Job(Protocol):
+    async def close(self) -> None: ...
+
+
+async def _start_jobs(
+    app: FastAPI,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    served: bool,
+) -> list[_Job]:
+    """The served process's own background jobs, started; closed in reverse order."""
+    jobs: list[_Job] = []
+    # The compliance clock (R-SEC-2, R-SQ-5, R-SQ-6, R-TR-4): its due jobs, in the
+    # served process only; two instances (or cron) never run a job's day twice.
+    scheduler = None
+    if served and settings.jobs_enabled:
+        scheduler = Scheduler(
+            sessionmaker=sessionmaker,
+            settings=settings,
+            interval=settings.jobs_interval_seconds,
+        )
+        await scheduler.start()
+        jobs.append(scheduler)
+    app.state.compliance_clock = scheduler
+    if served:  # the webhook deliveries that are due, every second
+        dispatcher = webhooks.Dispatcher(sessionmaker, settings)
+        await dispatcher.start()
+        jobs.append(dispatcher)
+    return jobs
 
 
 def create_served_app() -> FastAPI:

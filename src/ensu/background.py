@@ -9,6 +9,7 @@ stop, then wait for the current iteration to end.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 
 class StopSignal:
@@ -29,3 +30,55 @@ class StopSignal:
         except TimeoutError:
             return False
         return True
+
+
+class Periodic:
+    """A background job: :meth:`tick` every ``interval`` seconds until :meth:`close`.
+
+    A tick that fails is logged (an error at the first failure of a streak, a warning
+    when ticks succeed again) and the next one tries again: the jobs keep their state
+    in the database or in memory, never in the loop. ``close`` stops between ticks
+    (see :class:`StopSignal`).
+    """
+
+    #: The task's name, and the job's name in the log.
+    job = "job"
+    #: Tick once in :meth:`start`, before the loop (a watch that must know at once).
+    eager = False
+
+    def __init__(self, *, interval: float, logger: logging.Logger) -> None:
+        self.interval = interval
+        self.logger = logger
+        self._stopper = StopSignal()
+        self._task: asyncio.Task[None] | None = None
+
+    async def tick(self) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        if self.eager:
+            try:
+                await self.tick()
+            except Exception as exc:  # the loop retries
+                self.logger.error("%s: first tick failed: %r", self.job, exc)
+        self._task = asyncio.create_task(self._loop(), name=self.job)
+
+    async def close(self) -> None:
+        self._stopper.stop()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        failing = False
+        while not await self._stopper.sleep(self.interval):
+            try:
+                await self.tick()
+            except Exception as exc:  # the state is kept elsewhere; the next tick retries
+                if not failing:
+                    self.logger.error("%s failed: %r", self.job, exc)
+                failing = True
+                continue
+            if failing:
+                self.logger.warning("%s works again", self.job)
+            failing = False

@@ -145,12 +145,36 @@ class Settings(BaseSettings):
     jobs_interval_seconds: float = Field(default=60.0, ge=1, le=3600)
     #: Count working days with the Alsace-Moselle holidays (Good Friday, 26 December).
     calendar_alsace_moselle: bool = False
+    #: Backups (R-SQ-3, ``ensu backup``): where they are written, never inside the var
+    #: directory (default: ``backups/`` beside it), and how many ``--prune`` keeps.
+    backup_dir: Path | None = None
+    backup_keep: int = Field(default=14, ge=1)
+    #: Webhooks (``ensu webhooks``): plain http:// receivers allowed (tests, a local
+    #: relay), and the bound on each delivery's HTTP exchange, in seconds.
+    webhook_allow_http: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    #: Security events (R-OPS-1, ``ensu.operations.detection``): who is e-mailed, how
+    #: often ``ensu serve`` reads the journal, and the rules' thresholds.
+    alert_emails: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    detection_enabled: bool = True
+    detection_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+    #: Distinct subjects (SIREN/IDSP) asked by one téléservice within 5 minutes.
+    detection_enumeration_subjects: int = Field(default=20, ge=2)
+    #: Calls by one téléservice (or address) within 10 seconds.
+    detection_burst_calls: int = Field(default=200, ge=2)
+    #: Refusals of one téléservice (or address) within 5 minutes.
+    detection_refusals: int = Field(default=20, ge=2)
+    #: The usual hours of the calls, Paris time, ``HH-HH`` (a call served outside is an
+    #: event); ``00-24``: none is unusual.
+    detection_usual_hours: str = Field(default="06-22", pattern=r"^\d{2}-\d{2}$")
 
     @model_validator(mode="before")
     @classmethod
     def _parse_lists(cls, data: object) -> object:
-        if isinstance(data, dict) and "trusted_proxies" in data:
-            data["trusted_proxies"] = _split_csv(data["trusted_proxies"])
+        if isinstance(data, dict):
+            for name in ("trusted_proxies", "alert_emails"):
+                if name in data:
+                    data[name] = _split_csv(data[name])
         return data
 
     @model_validator(mode="after")
@@ -161,6 +185,8 @@ class Settings(BaseSettings):
             self.blob_dir = self.var_dir / "blobs"
         if self.pki_dir is None:
             self.pki_dir = self.var_dir / "pki"
+        if self.backup_dir is None:
+            self.backup_dir = self.var_dir.parent / "backups"
         return self
 
     @model_validator(mode="after")
@@ -201,6 +227,17 @@ class Settings(BaseSettings):
     def outbox_dir(self) -> Path:
         """Where the development outbox keeps the messages (``ENSU_MAIL_OUTBOX``)."""
         return self.var_dir / "outbox"
+
+    @property
+    def detection_hours(self) -> tuple[int, int]:
+        """``detection_usual_hours`` as (first hour, hour after the last), Paris time."""
+        start, end = (int(part) for part in self.detection_usual_hours.split("-"))
+        return start, end
+
+    @property
+    def backup_dir_path(self) -> Path:
+        assert self.backup_dir is not None  # set by _derive_paths
+        return self.backup_dir
 
     @property
     def issuer(self) -> str:

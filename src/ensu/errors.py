@@ -21,6 +21,7 @@ Rendered as ``application/problem+json`` (RFC 9457) with the contract's members
     ├── Maintenance            503 930001
     ├── JournalUnavailable     503 930002
     ├── CounterUnavailable     503 930003   (the quota counters cannot be reached)
+    ├── ServiceCut             503 930006   (the whole service cut by an incident, R-OPS-2)
     └── InternalError          500 999999
 """
 
@@ -213,6 +214,19 @@ class Overloaded(EnsuError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
+
+
+class ServiceCut(EnsuError):
+    """The whole service is cut during a security incident (R-OPS-2, CGU §8 "isolation
+    ou coupure du service"; our own code): no call is served until the cut ends."""
+
+    status, code, title = 503, "930006", "Service interrompu"
+    default_detail = "Le service est interrompu pour raison de sécurité."
+    #: The end of a cut is not known in advance: ask again in a minute.
+    RETRY_AFTER = 60
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.RETRY_AFTER)}
 
 
 class InternalError(EnsuError):

@@ -9,6 +9,7 @@ from ensu.gateway.quota import models as quota_models
 from ensu.habilitations import models as habilitations_models
 from ensu.oauth import models as oauth_models
 from ensu.operations import models as operations_models
+from ensu.webhooks import models as webhooks_models
 
 __all__ = [
     "accounts_models",
@@ -20,4 +21,5 @@ __all__ = [
     "oauth_models",
     "operations_models",
     "quota_models",
+    "webhooks_models",
 ]

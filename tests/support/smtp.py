@@ -18,6 +18,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], Message]] = []
+        self.port = 0  # set by smtp_server
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.content)
@@ -43,7 +44,7 @@ def free_port() -> int:
 def smtp_server() -> Iterator[tuple[Inbox, int]]:
     """A server on a free loopback port, stopped on exit."""
     inbox = Inbox()
-    port = free_port()
+    port = inbox.port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:

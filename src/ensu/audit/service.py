@@ -38,8 +38,8 @@ from ensu.audit import keys
 from ensu.audit.errors import JournalIntegrityStop, JournalUnavailableError
 from ensu.audit.integrity import IntegrityMonitor
 from ensu.audit.models import Event
-from ensu.audit.records import CallRecord, EventRecord, RecordError, check_details
-from ensu.audit.store import JournalStore, utc
+from ensu.audit.records import CallRecord, EventRecord, RecordError, check_details, decode
+from ensu.audit.store import JournalStore, leaves, size, utc
 from ensu.audit.tags import EventTag
 from ensu.audit.verify import Problem
 from ensu.audit.witness import CheckpointWitness, WitnessAnswer, read_kept, witness_answer
@@ -74,6 +74,36 @@ async def record_event(
     level = logging.WARNING if tag in ALERTS else logging.INFO
     logger.log(level, "%s by %s: %s", tag, actor, event.details)
     return event
+
+
+async def events(*, session: AsyncSession, tag: EventTag, since: dt.datetime) -> list[Event]:
+    """The events of ``tag`` recorded since ``since``, oldest first (the outbox keeps
+    them after relaying): what another feature may read of what was recorded."""
+    query = select(Event).where(Event.tag == str(tag), Event.at >= since).order_by(Event.id)
+    return list((await session.scalars(query)).all())
+
+
+async def calls_since(
+    journal: JournalStore, position: int, *, limit: int = 2000
+) -> tuple[list[tuple[int, CallRecord]], int]:
+    """The call records of the journal from leaf ``position`` on (at most ``limit``
+    leaves read), with their indices, and the position after the last leaf read (R-OPS-1:
+    the detection follows the journal this way). Purged and event leaves are skipped."""
+    async with journal.read() as connection:
+        rows = await leaves(connection, position, limit)
+    calls = []
+    for row in rows:
+        if row.kind != "call" or row.record is None:
+            continue
+        record = decode(row.record)
+        if isinstance(record, CallRecord):
+            calls.append((int(row.leaf_index), record))
+    return calls, (int(rows[-1].leaf_index) + 1 if rows else position)
+
+
+async def journal_size(journal: JournalStore) -> int:
+    async with journal.read() as connection:
+        return await size(connection)
 
 
 def event_record(event: Event) -> EventRecord:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import typer
 
 from ensu.cli import (
+    alerts,
     availability,
+    backup,
+    breaches,
     calendar,
     compliance,
     consumers,
@@ -13,6 +16,7 @@ from ensu.cli import (
     documents,
     edge,
     habilitations,
+    incidents,
     jobs,
     journal,
     keys,
@@ -21,6 +25,7 @@ from ensu.cli import (
     sandbox,
     serve,
     staff,
+    webhooks,
 )
 
 app = typer.Typer(
@@ -45,6 +50,11 @@ app.add_typer(calendar.app, name="calendar")
 app.add_typer(compliance.app, name="compliance")
 app.add_typer(staff.app, name="staff")
 app.add_typer(staff.portal_app, name="portal")
+app.add_typer(backup.app, name="backup")
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(incidents.app, name="incidents")
+app.add_typer(breaches.app, name="breaches")
 app.command("serve")(serve.serve)
 
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu import db
 from ensu.config import Environment, get_settings
@@ -52,11 +52,25 @@ def run(
     """Run ``work`` in one committed transaction; ``expected`` errors (their message is for
     the operator) and database errors exit with status 1."""
 
+    async def scoped(sessionmaker: async_sessionmaker[AsyncSession]) -> T:
+        async with db.session_scope(sessionmaker) as session:
+            return await work(session)
+
+    return run_with_sessionmaker(scoped, expected=expected)
+
+
+def run_with_sessionmaker(
+    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]],
+    *,
+    expected: tuple[type[Exception], ...],
+) -> T:
+    """Run ``work``, which opens its own transactions (a job that sends between two,
+    like a webhook or a mail); ``expected`` errors exit with status 1."""
+
     async def main() -> T:
         engine = db.make_engine(get_settings().database_url)
         try:
-            async with db.session_scope(db.make_sessionmaker(engine)) as session:
-                return await work(session)
+            return await work(db.make_sessionmaker(engine))
         finally:
             await engine.dispose()
 
@@ -68,6 +82,17 @@ def run(
     except (OperationalError, ProgrammingError) as exc:
         errors.print(f"[red]database error:[/red] {exc.orig}; has `ensu db upgrade` been run?")
         raise typer.Exit(1) from None
+
+
+def print_notices(notices: list[dict[str, object]]) -> None:
+    """One line per written notice to a téléservice's contact (R-OPS-4); exit status 1
+    when one was not sent."""
+    for notice in notices:
+        console.print(
+            f"{notice['id_teleservice']} {notice['role']} {notice['email']}: {notice['outcome']}"
+        )
+    if any(notice["outcome"] != "sent" for notice in notices):
+        raise typer.Exit(1)
 
 
 def _certificates(paths: list[Path], thumbprints: list[str], subject: str) -> list[CertificateRef]:

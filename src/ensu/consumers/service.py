@@ -79,10 +79,12 @@ __all__ = [
     "find_by_thumbprint",
     "get_by_client_id",
     "get_by_id_teleservice",
+    "lift_restriction",
     "list_teleservices",
     "load_view",
     "quota_history",
     "replace_certificates",
+    "restrict",
     "resume",
     "revoke",
     "set_contacts",
@@ -807,3 +809,119 @@ async def contacts_of(
         if record.role in wanted
     ]
     return sorted(found, key=lambda contact: order.index(contact.role))
+
+
+# -- temporary restrictions (R-OPS-2) ----------------------------------------------------
+
+
+def _perimeter(row: Teleservice) -> dict[str, object]:
+    return {
+        "quota_per_minute": row.quota_per_minute,
+        "families": list(row.families),
+        "codes": list(row.codes),
+        "period_start": row.period_start.isoformat(),
+        "period_end": row.period_end.isoformat(),
+    }
+
+
+async def restrict(
+    *,
+    session: AsyncSession,
+    id_teleservice: str,
+    actor: str,
+    reason: str,
+    quota_per_minute: int | None = None,
+    codes: Iterable[str] | None = None,
+    period_start: dt.date | None = None,
+    period_end: dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, object]:
+    """A temporary restriction during an incident (R-OPS-2, CGU §8 "restrictions
+    temporaires d'accès"): a lower quota, fewer document codes, a shorter period, only
+    ever narrower than today's. Returns what was there before, for
+    :func:`lift_restriction`. The gateway applies it within a second (its view cache).
+    """
+    row = await _row(session, id_teleservice)
+    before = _perimeter(row)
+    allowed = set(row.codes) | codes_of_families(frozenset(row.families))
+    narrowed = sorted(set(codes)) if codes is not None else None
+    if narrowed is not None and (not narrowed or not set(narrowed) <= allowed):
+        raise InvalidConsumerData(
+            f"codes hors du périmètre actuel : {sorted(set(narrowed) - allowed) or 'aucun'}"
+        )
+    start = period_start or row.period_start
+    end = period_end or row.period_end
+    if start < row.period_start or end > row.period_end or start > end:
+        raise InvalidConsumerData("la période restreinte doit rester dans la période actuelle")
+    if quota_per_minute is not None:
+        if not 0 < quota_per_minute < row.quota_per_minute:
+            raise InvalidConsumerData(
+                f"un quota restreint est inférieur à l'actuel ({row.quota_per_minute}/min)"
+            )
+        await quotas.decide_quota(
+            session=session,
+            id_teleservice=id_teleservice,
+            per_minute=quota_per_minute,
+            decided_by=actor,
+            actor=actor,
+            now=now,
+        )
+    if narrowed is not None:
+        row.families, row.codes = [], narrowed
+    row.period_start, row.period_end, row.updated_at = start, end, _now(now)
+    await session.flush()
+    await audit.record_event(
+        session=session,
+        tag=EventTag.CONSUMERS_TELESERVICE_RESTRICTED,
+        actor=actor,
+        details={
+            "id_teleservice": id_teleservice,
+            "before": before,
+            "after": _perimeter(row),
+            "reason": reason[:200],
+        },
+    )
+    return before
+
+
+async def lift_restriction(
+    *,
+    session: AsyncSession,
+    id_teleservice: str,
+    previous: dict[str, object],
+    actor: str,
+    reason: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """Put back the perimeter and quota :func:`restrict` returned. A quota above the
+    default comes back with the justification of the decision that had granted it."""
+    row = await _row(session, id_teleservice)
+    quota = int(str(previous["quota_per_minute"]))
+    if quota != row.quota_per_minute:
+        history = await quotas.quota_history(session=session, id_teleservice=id_teleservice)
+        granted = next((d for d in reversed(history) if d.per_minute == quota), None)
+        await quotas.decide_quota(
+            session=session,
+            id_teleservice=id_teleservice,
+            per_minute=quota,
+            decided_by=granted.decided_by if granted else actor,
+            justification=granted.justification if granted else None,
+            actor=actor,
+            now=now,
+        )
+    row.families = [str(f) for f in previous["families"]]  # type: ignore[attr-defined]
+    row.codes = [str(c) for c in previous["codes"]]  # type: ignore[attr-defined]
+    row.period_start = dt.date.fromisoformat(str(previous["period_start"]))
+    row.period_end = dt.date.fromisoformat(str(previous["period_end"]))
+    row.updated_at = _now(now)
+    await session.flush()
+    await audit.record_event(
+        session=session,
+        tag=EventTag.CONSUMERS_TELESERVICE_RESTRICTION_LIFTED,
+        actor=actor,
+        details={
+            "id_teleservice": id_teleservice,
+            "after": _perimeter(row),
+            "reason": reason[:200],
+        },
+    )

@@ -166,7 +166,11 @@ class TokenCheck:
             raise HabilitationInactive(reason="token_of_another_environment")
         if claims.client_id != attempt.teleservice.client_id:
             raise TeleserviceInvalid(reason="id_teleservice_not_the_token_client")
-        if await attempt.authority.is_revoked(claims.jwt_id):
+        # A téléservice that is not active is refused 403 910004 by RightsCheck, its
+        # tokens revoked or not: an incident's isolation (R-OPS-2) suspends it and
+        # revokes its tokens, and its calls say "habilitation inactive", not "bad token".
+        active = attempt.teleservice.status is TeleserviceStatus.ACTIVE
+        if active and await attempt.authority.is_revoked(claims.jwt_id):
             raise TokenInvalid(reason="token_revoked")
         attempt.claims = claims
 

@@ -41,6 +41,7 @@ from ensu.errors import (
     JournalUnavailable,
     Maintenance,
     Overloaded,
+    ServiceCut,
     StoreUnavailable,
 )
 from ensu.gateway.cache import RefreshingCache
@@ -56,6 +57,7 @@ from ensu.oauth import tokens
 from ensu.oauth.keys import KeyRing
 from ensu.operations import metrics
 from ensu.operations import service as operations
+from ensu.operations.isolation import CutWatch
 from ensu.operations.maintenance import MaintenanceWatch
 
 logger = logging.getLogger("ensu.gateway")
@@ -232,6 +234,7 @@ class Gateway:
         try:
             try:
                 _refuse_in_maintenance(state.maintenance, attempt.now)
+                _refuse_when_cut(state.cuts)
                 for check in CHAIN:
                     await check(attempt)
             except EnsuError as error:
@@ -309,6 +312,13 @@ def _refuse_in_maintenance(watch: MaintenanceWatch, now: float) -> None:
     window = watch.current(now)
     if window is not None:
         raise Maintenance(window.retry_after(now))
+
+
+def _refuse_when_cut(cuts: CutWatch) -> None:
+    """R-OPS-2: the whole service cut by an incident, 503 930006 before any check;
+    decided on the state in memory (ensu.operations.isolation), no I/O."""
+    if cuts.current() is not None:
+        raise ServiceCut(reason="service_cut")
 
 
 async def _serve(handler: Handler, call: Call, send: Send) -> None:

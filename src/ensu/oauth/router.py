@@ -23,6 +23,7 @@ from ensu.certificates import ClientCertificate, client_ip, presented_certificat
 from ensu.config import Settings
 from ensu.consumers.schemas import TeleserviceView
 from ensu.db import store_failures
+from ensu.errors import ServiceCut
 from ensu.oauth import service
 from ensu.oauth.errors import InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
 from ensu.oauth.schemas import (
@@ -225,6 +226,8 @@ async def token(request: Request) -> Response:
             raise TemporarilyUnavailable(
                 reason="maintenance", retry_after=window.retry_after(now.timestamp())
             )
+        if request.app.state.cuts.current() is not None:  # R-OPS-2: the service is cut
+            raise TemporarilyUnavailable(reason="service_cut", retry_after=ServiceCut.RETRY_AFTER)
         body = await service.token(
             session=session,
             settings=_settings(request),

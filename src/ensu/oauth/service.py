@@ -422,6 +422,49 @@ async def revoke(
     return claims
 
 
+#: The longest a token lives (``ENSU_TOKEN_TTL_SECONDS`` is at most 3600).
+_LONGEST_TTL = dt.timedelta(seconds=3600 + keys.LEEWAY_SECONDS)
+
+
+async def revoke_client_tokens(
+    *, session: AsyncSession, client_id: str, actor: str, reason: str, now: dt.datetime
+) -> int:
+    """Revoke every unexpired token issued to ``client_id`` (an incident's isolation,
+    R-OPS-2); how many. Tokens are not stored (RFC 9068): their ids come from the
+    issuance events of the journal's outbox (``oauth:token:issued``). The gateway
+    refuses them within a second on every instance (ensu.gateway.revocations)."""
+    issued = await audit.events(
+        session=session, tag=EventTag.OAUTH_TOKEN_ISSUED, since=now - _LONGEST_TTL
+    )
+    rows = []
+    for event in issued:
+        details = event.details
+        expiry = details.get("exp")
+        if details.get("client_id") != client_id or not isinstance(expiry, int | float):
+            continue
+        if expiry > now.timestamp() - keys.LEEWAY_SECONDS:
+            rows.append(
+                {
+                    "jti": str(details["jti"]),
+                    "client_id": client_id,
+                    "expires_at": dt.datetime.fromtimestamp(expiry, dt.UTC),
+                    "revoked_at": now,
+                }
+            )
+    if rows:
+        insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(Revocation).on_conflict_do_nothing(index_elements=[Revocation.jti]), rows
+        )
+    await audit.record_event(
+        session=session,
+        tag=EventTag.OAUTH_TOKEN_REVOKED,
+        actor=actor,
+        details={"client_id": client_id, "tokens": len(rows), "reason": reason[:200]},
+    )
+    return len(rows)
+
+
 def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 

@@ -26,7 +26,6 @@ within ``REFRESH_SECONDS`` plus one query (under a second).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import math
@@ -40,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
-from ensu.background import StopSignal
+from ensu.background import Periodic
 from ensu.operations.models import MaintenanceWindow
 
 logger = logging.getLogger("ensu.operations")
@@ -264,13 +263,16 @@ def planned(rows: Sequence[MaintenanceWindow]) -> tuple[Planned, ...]:
     )
 
 
-class MaintenanceWatch:
+class MaintenanceWatch(Periodic):
     """The planned windows not over yet, in memory, reloaded in the background.
 
     :meth:`current` is what the hot path calls: a comparison of the clock with a few
     numbers, no I/O. A reload that fails keeps the windows last read (a database down
     does not invent nor forget a maintenance); the next reload catches up.
     """
+
+    job = "maintenance-watch"
+    eager = True
 
     def __init__(
         self,
@@ -279,27 +281,13 @@ class MaintenanceWatch:
         refresh: float = REFRESH_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(interval=refresh, logger=logger)
         self.sessionmaker = sessionmaker
         self.refresh_interval = refresh
         self.clock = clock
         self.windows: tuple[Planned, ...] = ()
         #: When the windows were last read (Unix seconds), for the metrics' cache age.
         self.fresh_at = -math.inf
-        self._task: asyncio.Task[None] | None = None
-        self._stopper = StopSignal()
-
-    async def start(self) -> None:
-        try:
-            await self.refresh()
-        except Exception as exc:  # the loop retries
-            logger.error("maintenance windows not loaded: %r", exc)
-        self._task = asyncio.create_task(self._loop(), name="maintenance-watch")
-
-    async def close(self) -> None:
-        self._stopper.stop()
-        if self._task is not None:
-            await self._task
-            self._task = None
 
     def current(self, now: float) -> Planned | None:
         """The window ``now`` falls in, if any."""
@@ -315,16 +303,6 @@ class MaintenanceWatch:
             self.windows = planned(await windows(session=session, since=since))
         self.fresh_at = started
 
-    async def _loop(self) -> None:
-        failing = False
-        while not await self._stopper.sleep(self.refresh_interval):
-            try:
-                await self.refresh()
-            except Exception as exc:  # keep the windows last read; try again
-                if not failing:
-                    logger.error("maintenance windows cannot be reloaded: %r", exc)
-                failing = True
-                continue
-            if failing:
-                logger.warning("maintenance windows reloaded again")
-            failing = False
+    async def tick(self) -> None:
+        """Reload; a failure keeps the windows last read (the next tick retries)."""
+        await self.refresh()

@@ -11,8 +11,9 @@ Two kinds of series:
 - **read at scrape time** from the app's state by :class:`StateCollector`: the journal
   writer's commits and records (the mean commit size is their ratio), its largest
   commit, its queue, whether it is writable, the integrity stop, the age of the
-  in-memory caches (revocations, maintenance windows), whether a maintenance window is
-  on, and the availability probe's last outcome.
+  in-memory caches (revocations, maintenance windows, the service cut), whether a
+  maintenance window is on, whether an incident cuts the service, the security events
+  raised by rule, and the availability probe's last outcome.
 
 The series are served on a listener of their own (:mod:`ensu.operations.listener`,
 ``ENSU_METRICS_PORT``), never on the consumers' mutual-TLS listener.
@@ -188,6 +189,20 @@ class StateCollector(Collector):
         if watch is not None:
             on = watch.current(now) is not None
             yield _gauge("ensu_maintenance_active", "1 during a planned window.", on)
+        cuts = getattr(state, "cuts", None)
+        if cuts is not None:
+            cut = cuts.current() is not None
+            yield _gauge("ensu_service_cut", "1 while an incident cuts the service (R-OPS-2).", cut)
+        detector = getattr(state, "detector", None)
+        if detector is not None:
+            family = CounterMetricFamily(
+                "ensu_security_events",
+                "Security events raised by this process's detection, by rule (R-OPS-1).",
+                labels=["rule"],
+            )
+            for rule, count in sorted(detector.raised_by_rule.items()):
+                family.add_metric([rule], count)
+            yield family
         probe = getattr(state, "probe", None)
         if probe is not None:
             yield _gauge("ensu_probe_up", "1 when the last availability probe passed.", probe.up)
@@ -253,6 +268,7 @@ def _cache_ages(state: Any, now: float) -> Iterator[Any]:
     sources = (
         ("revocations", getattr(getattr(authority, "revocations", None), "fresh_at", None)),
         ("maintenance_windows", getattr(getattr(state, "maintenance", None), "fresh_at", None)),
+        ("service_cut", getattr(getattr(state, "cuts", None), "fresh_at", None)),
     )
     for name, fresh_at in sources:
         if fresh_at is not None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from ensu.errors import ServiceCut
 from ensu.gateway.stamps import OPENAPI_HEADERS
 from ensu.operations import service
 
@@ -40,8 +41,15 @@ async def etat_sante(request: Request) -> Response:
     app_state = request.app.state
     now = time.time()
     window = app_state.maintenance.current(now)
-    state = await service.current_state(engine=app_state.engine, window=window)
+    cut = app_state.cuts.current() is not None
+    state = await service.current_state(engine=app_state.engine, window=window, cut=cut)
     body = {"statut": state.value, "descriptif": service.DESCRIPTIONS[state]}
+    if cut and window is None:  # R-OPS-2: the whole service cut by an incident
+        body["descriptif"] = ServiceCut.default_detail
+        headers = {"Retry-After": str(ServiceCut.RETRY_AFTER)}
+        return Response(
+            orjson.dumps(body), status_code=503, media_type="application/json", headers=headers
+        )
     if window is None:
         return Response(orjson.dumps(body), media_type="application/json")
     # R-SQ-1: 503 with Retry-After (the seconds to the window's end) during maintenance.

@@ -7,7 +7,9 @@ gives the app what it runs and the gateway what it calls:
 
 - :func:`start` / :meth:`Runtime.close` in the app's lifespan: the maintenance watch
   (``state.maintenance``), the availability outcomes (``state.outcomes``), and, for
-  ``ensu serve``, the probe (``state.probe``) and the operators' listener;
+  ``ensu serve``, the probe (``state.probe``), the operators' listener, the security
+  detection (:mod:`ensu.operations.detection`, R-OPS-1) and the breaches' deadline
+  clock (:mod:`ensu.operations.breaches`, R-OPS-3);
 - :func:`observe_call` from the gateway, once per journaled call;
 - :func:`current_state` for ``etatSante``.
 """
@@ -26,6 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ensu.config import Settings
 from ensu.operations import metrics
 from ensu.operations.availability import Outcomes
+from ensu.operations.breaches import BreachClock
+from ensu.operations.detection import Detector
+from ensu.operations.isolation import CutWatch
 from ensu.operations.listener import Listener
 from ensu.operations.maintenance import MaintenanceWatch, Planned
 from ensu.operations.probe import Probe, ProbeUnconfigured, identity, target_url
@@ -46,11 +51,16 @@ DESCRIPTIONS = {
 }
 
 
-async def current_state(*, engine: AsyncEngine, window: Planned | None = None) -> ServiceState:
-    """``maintenance`` during a planned ``window``; else ``ok`` when the database answers
-    a trivial query, ``degrade`` otherwise."""
+async def current_state(
+    *, engine: AsyncEngine, window: Planned | None = None, cut: bool = False
+) -> ServiceState:
+    """``maintenance`` during a planned ``window``; ``degrade`` while the service is
+    cut (R-OPS-2); else ``ok`` when the database answers a trivial query, ``degrade``
+    otherwise."""
     if window is not None:
         return ServiceState.MAINTENANCE
+    if cut:
+        return ServiceState.DEGRADE
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -70,16 +80,24 @@ def observe_call(*, state: Any, path: str, status: int, code: str | None, at: fl
 class Runtime:
     watch: MaintenanceWatch
     outcomes: Outcomes
+    cuts: CutWatch
     probe: Probe | None = None
     listener: Listener | None = None
+    detector: Detector | None = None
+    breach_clock: BreachClock | None = None
 
     async def close(self) -> None:
         """Stop in reverse order; the outcomes flush their last counts."""
+        if self.breach_clock is not None:
+            await self.breach_clock.close()
+        if self.detector is not None:
+            await self.detector.close()
         if self.listener is not None:
             await self.listener.close()
         if self.probe is not None:
             await self.probe.close()
         await self.outcomes.close()
+        await self.cuts.close()
         await self.watch.close()
 
 
@@ -98,7 +116,10 @@ async def start(
     outcomes = Outcomes(sessionmaker)
     await outcomes.start()
     state.outcomes = outcomes
-    runtime = Runtime(watch, outcomes)
+    cuts = CutWatch(sessionmaker)
+    await cuts.start()
+    state.cuts = cuts
+    runtime = Runtime(watch, outcomes, cuts)
     state.probe = None
     if not served:
         return runtime
@@ -107,6 +128,14 @@ async def start(
     if settings.metrics_port:
         runtime.listener = Listener(state, host=settings.metrics_host, port=settings.metrics_port)
         await runtime.listener.start()
+    if settings.detection_enabled:  # R-OPS-1: the rules follow the journal
+        runtime.detector = state.detector = Detector(
+            settings=settings, sessionmaker=sessionmaker, journal=state.journal.store
+        )
+        await runtime.detector.start()
+    # R-OPS-3: the CNIL's 72 hours, alerted before they pass.
+    runtime.breach_clock = BreachClock(settings=settings, sessionmaker=sessionmaker)
+    await runtime.breach_clock.start()
     return runtime
 
 

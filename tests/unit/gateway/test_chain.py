@@ -155,6 +155,24 @@ async def test_suspended_habilitation(world: World) -> None:
     assert (response.status_code, code(response)) == (403, "910004")
 
 
+async def test_an_isolated_teleservice_is_inactive_not_a_bad_token(world: World) -> None:
+    """R-OPS-2: an incident suspends the téléservice and revokes its tokens; its calls
+    answer 403 910004 (habilitation inactive), not 401 (a bad token)."""
+    token = await world.token("A")
+    consumer = world.consumers["A"]
+    revoked = await world.http.post(
+        "/revoke",
+        data={"token": token, "client_id": consumer.client_id},
+        headers=cert_header(consumer.certificate),
+    )
+    assert revoked.status_code == 200
+    async with world.sessionmaker() as session, session.begin():
+        await consumers.suspend(session=session, id_teleservice="TS-A", actor="test", reason="test")
+    world.app.state.authority.forget()
+    response = await world.get(LIST, "A", params=PARAMS)
+    assert (response.status_code, code(response)) == (403, "910004")
+
+
 async def test_correlation_id_checked_after_identity(world: World) -> None:
     bad = await world.get(LIST, "A", params=PARAMS, headers={"X-Correlation-ID": "not-a-uuid"})
     assert (bad.status_code, code(bad)) == (400, "910000")

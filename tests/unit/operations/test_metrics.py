@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -81,3 +82,23 @@ def test_the_state_collector_reads_the_app_state_at_scrape_time() -> None:
         for s in families["ensu_availability_observations"].samples
     }
     assert observed == {("call", "answered"): 1, ("call", "failed"): 1}
+
+
+def test_the_service_cut_and_the_security_events_are_series() -> None:
+    """R-OPS-1, R-OPS-2: whether an incident cuts the service, and the events raised."""
+    now = 1_000_000.0
+    state = SimpleNamespace(
+        cuts=SimpleNamespace(current=lambda: 3, fresh_at=now - 0.2),
+        detector=SimpleNamespace(raised_by_rule={"enumeration": 2, "mismatch": 1}),
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(metrics.StateCollector(state, clock=lambda: now))
+    families = {
+        family.name: family
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    assert families["ensu_service_cut"].samples[0].value == 1
+    events = {s.labels["rule"]: s.value for s in families["ensu_security_events"].samples}
+    assert events == {"enumeration": 2, "mismatch": 1}
+    ages = {s.labels["cache"]: s.value for s in families["ensu_cache_age_seconds"].samples}
+    assert ages["service_cut"] == pytest.approx(0.2)

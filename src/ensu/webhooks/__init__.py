@@ -1,0 +1,1 @@
+"""Webhooks: signed JSON deliveries of the service's events to subscribed URLs."""

@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ensu.bounds import HeadLimits
+
 #: The repository's ``var/`` folder when run from a checkout; overridable with ENSU_VAR_DIR.
 DEFAULT_VAR_DIR = Path("var")
 DEVELOPMENT_SECRET = "development-only-secret"  # noqa: S105 - the value production refuses
@@ -94,6 +96,11 @@ class Settings(BaseSettings):
     accel_redirect: bool = False
     #: Calls in the access chain at once per process; beyond, shed with 503 930005.
     max_in_flight: int = Field(default=256, ge=1)
+    #: Bounds on a request's head (ensu.bounds; R-GW-6, OWASP API4:2023), at the edge and
+    #: in the gateway alike: path and query, header fields' bytes, their number.
+    max_url_bytes: int = Field(default=8192, ge=512, le=65536)
+    max_header_bytes: int = Field(default=32768, ge=4096, le=262144)
+    max_header_count: int = Field(default=100, ge=16, le=1000)
     #: Bound on a database or Redis round trip on the hot path (connect, query), seconds:
     #: past it the call is refused with a 503 instead of hanging.
     store_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
@@ -170,6 +177,14 @@ class Settings(BaseSettings):
     def pki_dir_path(self) -> Path:
         assert self.pki_dir is not None  # set by _derive_paths
         return self.pki_dir
+
+    @property
+    def head_limits(self) -> HeadLimits:
+        return HeadLimits(
+            url_bytes=self.max_url_bytes,
+            header_bytes=self.max_header_bytes,
+            header_count=self.max_header_count,
+        )
 
     @property
     def issuer(self) -> str:

@@ -25,7 +25,6 @@ from ensu.operations.probe import target_url as probe_url
 from ensu.pki.service import PkiLayout
 
 APP_FACTORY = "ensu.app:create_served_app"
-TLS_PROTOCOL = "ensu.edge.uvicorn_tls:HttpToolsTLSProtocol"
 #: Where the app listens for the proxy in ``proxy`` mode (the proxy owns listen_port).
 PROXY_UPSTREAM_HOST = "127.0.0.1"
 PROXY_UPSTREAM_PORT = 8001
@@ -63,7 +62,7 @@ def server_options(
     return common | {
         "host": host or settings.listen_host,
         "port": port or settings.listen_port,
-        "http": TLS_PROTOCOL,
+        "http": uvicorn_tls.BoundedProtocol(settings.head_limits),
         "ssl_certfile": str(layout.server_cert),
         "ssl_keyfile": str(layout.server_key),
         "ssl_ca_certs": str(layout.ca_cert),
@@ -80,7 +79,12 @@ def _proxy_options(*, settings: Settings, host: str | None, port: int | None) ->
             f"refusing plain HTTP on {bind}: in proxy mode the app listens on the loopback,"
             " or set ENSU_TRUSTED_PROXIES to the proxies allowed to reach it"
         )
-    return {"host": bind, "port": port or PROXY_UPSTREAM_PORT, "http": "httptools"}
+    return {
+        "host": bind,
+        "port": port or PROXY_UPSTREAM_PORT,
+        # The same bounded head as in direct mode (plain HTTP: no ``tls`` extension).
+        "http": uvicorn_tls.BoundedProtocol(settings.head_limits),
+    }
 
 
 def _is_loopback(host: str) -> bool:

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ensu import development
 from ensu.bounds import HeadLimits
 
 #: The repository's ``var/`` folder when run from a checkout; overridable with ENSU_VAR_DIR.
@@ -159,14 +160,38 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def refuse_development_material(self) -> Settings:
-        """Production never runs on the development PKI or the default secret."""
-        if self.environment is not Environment.PRODUCTION:
-            return self
-        if self.secret_key.get_secret_value() == DEVELOPMENT_SECRET:
-            raise ValueError("ENSU_SECRET_KEY must be set to a real secret in production")
-        if (self.pki_dir_path / "DEVELOPMENT").exists():
-            raise ValueError(f"{self.pki_dir_path} holds the development PKI: not in production")
+        """Production never runs on the development PKI or a weak secret (R-GW-1)."""
+        problem = self.development_material()
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def development_material(self) -> str | None:
+        """Why these settings must not serve production, or None (always None outside
+        production). Checked when the settings are read, and again when the app and
+        ``ensu serve`` start (settings made with ``model_copy`` skip the validators):
+        the default, empty or weak secret, the development PKI by its marker, and the
+        development CA by its subject or fingerprints (:mod:`ensu.development`)."""
+        if self.environment is not Environment.PRODUCTION:
+            return None
+        secret = self.secret_key.get_secret_value()
+        if secret in ("", DEVELOPMENT_SECRET):
+            return "ENSU_SECRET_KEY must be set to a real secret in production"
+        bits = development.secret_bits(secret)
+        if bits < development.MIN_SECRET_BITS:
+            return (
+                f"ENSU_SECRET_KEY carries about {bits:.0f} bits of entropy; production needs"
+                f" {development.MIN_SECRET_BITS} (32 random bytes: `openssl rand -hex 32`)"
+            )
+        pki = self.pki_dir_path
+        if (pki / "DEVELOPMENT").exists():
+            return f"{pki} holds the development PKI: not in production"
+        registry = development.REGISTRY_NAME
+        return development.development_ca_reason(
+            ca_file=pki / "ca.pem",
+            server_file=pki / "server.pem",
+            registries=(self.var_dir / registry, pki.parent / registry),
+        )
 
     @property
     def blob_dir_path(self) -> Path:

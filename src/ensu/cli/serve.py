@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from ensu.config import Settings, TLSMode, get_settings
 from ensu.edge import uvicorn_tls
@@ -109,11 +110,11 @@ def serve(
     workers: int = typer.Option(1, min=1, help="Number of worker processes."),
 ) -> None:
     """Serve the API with mutual TLS (a client certificate from the PKI is required)."""
-    settings = get_settings()
     try:
+        settings = get_settings()  # production on development material is refused here
         options = server_options(settings=settings, host=host, port=port, workers=workers)
-    except ServeError as error:
-        typer.secho(f"Error: {error}", fg=typer.colors.RED, err=True)
+    except (ServeError, ValidationError) as error:
+        typer.secho(f"Error: {_message(error)}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from error
     typer.echo(_banner(settings=settings, options=options))
     if port is not None and settings.tls_mode is TLSMode.DIRECT and not settings.probe_url:
@@ -121,6 +122,15 @@ def serve(
         os.environ["ENSU_PROBE_URL"] = probe_url(settings.model_copy(update={"listen_port": port}))
         get_settings.cache_clear()
     uvicorn.run(APP_FACTORY, factory=True, **options)
+
+
+def _message(error: Exception) -> str:
+    """The reasons only: a ValidationError's text also quotes the input."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            str(detail["msg"]).removeprefix("Value error, ") for detail in error.errors()
+        )
+    return str(error)
 
 
 def _banner(*, settings: Settings, options: dict[str, Any]) -> str:

@@ -67,6 +67,11 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Production on development material is refused here too: settings made with
+        # model_copy (tests, tools) skip the validators (R-GW-1, ensu.development).
+        problem = settings.development_material()
+        if problem is not None:
+            raise RuntimeError(f"refusing to start: {problem}")
         # The loop shares the GIL with the drivers' threads (aiosqlite, the quota's
         # fallback): at the default 5 ms interval each hand-off to them could wait 5 ms
         # behind a busy loop; 0.5 ms bounds that wait (measured in bench/).

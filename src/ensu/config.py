@@ -17,6 +17,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ensu import development
+from ensu.bounds import HeadLimits
+
 #: The repository's ``var/`` folder when run from a checkout; overridable with ENSU_VAR_DIR.
 DEFAULT_VAR_DIR = Path("var")
 DEVELOPMENT_SECRET = "development-only-secret"  # noqa: S105 - the value production refuses
@@ -108,6 +111,11 @@ class Settings(BaseSettings):
     accel_redirect: bool = False
     #: Calls in the access chain at once per process; beyond, shed with 503 930005.
     max_in_flight: int = Field(default=256, ge=1)
+    #: Bounds on a request's head (ensu.bounds; R-GW-6, OWASP API4:2023), at the edge and
+    #: in the gateway alike: path and query, header fields' bytes, their number.
+    max_url_bytes: int = Field(default=8192, ge=512, le=65536)
+    max_header_bytes: int = Field(default=32768, ge=4096, le=262144)
+    max_header_count: int = Field(default=100, ge=16, le=1000)
     #: Bound on a database or Redis round trip on the hot path (connect, query), seconds:
     #: past it the call is refused with a 503 instead of hanging.
     store_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
@@ -202,16 +210,41 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def refuse_development_material(self) -> Settings:
-        """Production never runs on the development PKI or the default secret."""
-        if self.environment is not Environment.PRODUCTION:
-            return self
-        if self.secret_key.get_secret_value() == DEVELOPMENT_SECRET:
-            raise ValueError("ENSU_SECRET_KEY must be set to a real secret in production")
-        if self.mail_outbox:
+        """Production never runs on the development PKI, a weak secret (R-GW-1) or the
+        development outbox."""
+        problem = self.development_material()
+        if problem is not None:
+            raise ValueError(problem)
+        if self.environment is Environment.PRODUCTION and self.mail_outbox:
             raise ValueError("ENSU_MAIL_OUTBOX is a development tool: not in production")
-        if (self.pki_dir_path / "DEVELOPMENT").exists():
-            raise ValueError(f"{self.pki_dir_path} holds the development PKI: not in production")
         return self
+
+    def development_material(self) -> str | None:
+        """Why these settings must not serve production, or None (always None outside
+        production). Checked when the settings are read, and again when the app and
+        ``ensu serve`` start (settings made with ``model_copy`` skip the validators):
+        the default, empty or weak secret, the development PKI by its marker, and the
+        development CA by its subject or fingerprints (:mod:`ensu.development`)."""
+        if self.environment is not Environment.PRODUCTION:
+            return None
+        secret = self.secret_key.get_secret_value()
+        if secret in ("", DEVELOPMENT_SECRET):
+            return "ENSU_SECRET_KEY must be set to a real secret in production"
+        bits = development.secret_bits(secret)
+        if bits < development.MIN_SECRET_BITS:
+            return (
+                f"ENSU_SECRET_KEY carries about {bits:.0f} bits of entropy; production needs"
+                f" {development.MIN_SECRET_BITS} (32 random bytes: `openssl rand -hex 32`)"
+            )
+        pki = self.pki_dir_path
+        if (pki / "DEVELOPMENT").exists():
+            return f"{pki} holds the development PKI: not in production"
+        registry = development.REGISTRY_NAME
+        return development.development_ca_reason(
+            ca_file=pki / "ca.pem",
+            server_file=pki / "server.pem",
+            registries=(self.var_dir / registry, pki.parent / registry),
+        )
 
     @property
     def blob_dir_path(self) -> Path:
@@ -238,6 +271,14 @@ class Settings(BaseSettings):
     def backup_dir_path(self) -> Path:
         assert self.backup_dir is not None  # set by _derive_paths
         return self.backup_dir
+
+    @property
+    def head_limits(self) -> HeadLimits:
+        return HeadLimits(
+            url_bytes=self.max_url_bytes,
+            header_bytes=self.max_header_bytes,
+            header_count=self.max_header_count,
+        )
 
     @property
     def issuer(self) -> str:

@@ -17,7 +17,6 @@ import enum
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Enum, MetaData, event
@@ -29,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+from ensu import files
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -107,9 +108,7 @@ def make_engine(
     legitimately be long, pass nothing.
     """
     if url.startswith("sqlite"):
-        database = url.split("///", 1)[-1]
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        files.sqlite_file(url)  # 0600 whatever the umask, and so its -wal and -shm
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -157,9 +156,7 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply the migrations up to ``revision`` (idempotent)."""
     if url.startswith("sqlite"):
-        database = url.split("///", 1)[-1]
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        files.sqlite_file(url)  # 0600 whatever the umask, and so its -wal and -shm
     from alembic import command  # noqa: PLC0415 - not in the serving process
 
     command.upgrade(alembic_config(url), revision)

@@ -17,6 +17,9 @@ Rendered as ``application/problem+json`` (RFC 9457) with the contract's members
     ├── NotFound               404 920404   (also "outside the perimeter" for one document)
     │   └── RouteNotFound      404 920404   (no such path under the API prefix)
     ├── MethodNotAllowed       405 920405   (+ Allow)
+    ├── BodyTooLarge           413 920413   (a declared body beyond the bound)
+    ├── UriTooLong             414 920414   (path and query beyond ENSU_MAX_URL_BYTES)
+    ├── HeadersTooLarge        431 920431   (header fields beyond their count or size)
     ├── QuotaExceeded          429 900804
     ├── Maintenance            503 930001
     ├── JournalUnavailable     503 930002
@@ -150,6 +153,32 @@ class MethodNotAllowed(EnsuError):
 
     def headers(self) -> dict[str, str]:
         return {"Allow": self.allow} if self.allow else {}
+
+
+class BodyTooLarge(EnsuError):
+    """A request body beyond what the route takes (RFC 9110 §15.5.14), refused before it
+    is read (:mod:`ensu.bounds`; our own code, in the family of the request errors)."""
+
+    status, code, title = 413, "920413", "Requête trop volumineuse"
+    default_detail = "Le corps de la requête dépasse la taille admise."
+
+
+class UriTooLong(EnsuError):
+    """Path and query string beyond ``ENSU_MAX_URL_BYTES`` (RFC 9110 §15.5.15)."""
+
+    status, code, title = 414, "920414", "URI trop longue"
+    default_detail = "Le chemin et les paramètres de la requête dépassent la longueur admise."
+
+
+class HeadersTooLarge(EnsuError):
+    """Header fields beyond ``ENSU_MAX_HEADER_COUNT`` or ``ENSU_MAX_HEADER_BYTES``
+    (RFC 6585 §5)."""
+
+    status, code, title = 431, "920431", "En-têtes trop volumineux"
+    default_detail = "Les en-têtes de la requête dépassent le nombre ou la taille admis."
+
+    def __init__(self, detail: str | None = None, *, reason: str = "headers_too_large") -> None:
+        super().__init__(detail, reason=reason)
 
 
 class QuotaExceeded(EnsuError):

@@ -39,6 +39,9 @@ from tests.sdk.fake import API, CLIENT_ID, PDF, SIREN, TELESERVICE, Answer, Fake
 CONTRACT_CODES = [
     ("910000", 400, RequestInvalid),
     ("920400", 400, RequestInvalid),
+    ("920413", 413, RequestInvalid),  # the bounds on a request (README)
+    ("920414", 414, RequestInvalid),
+    ("920431", 431, RequestInvalid),
     ("910001", 401, AuthenticationFailed),
     ("900902", 401, AuthenticationFailed),
     ("900901", 401, AuthenticationFailed),

@@ -5,12 +5,16 @@ material (the foundation issue, item 3).
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from ensu.config import Environment, Settings, TLSMode
+
+#: 32 random bytes, as `openssl rand -hex 32` makes them (production needs 256 bits).
+STRONG_SECRET = secrets.token_hex(32)
 
 
 def test_defaults_are_embedded(tmp_path: Path) -> None:
@@ -57,7 +61,7 @@ def test_production_refuses_the_development_pki(tmp_path: Path) -> None:
         Settings(
             var_dir=tmp_path,
             environment=Environment.PRODUCTION,
-            secret_key=SecretStr("a-real-secret-from-the-vault-0123456789"),
+            secret_key=SecretStr(STRONG_SECRET),
         )
 
 
@@ -65,7 +69,7 @@ def test_production_starts_with_real_material(tmp_path: Path) -> None:
     settings = Settings(
         var_dir=tmp_path,
         environment=Environment.PRODUCTION,
-        secret_key=SecretStr("a-real-secret-from-the-vault-0123456789"),
+        secret_key=SecretStr(STRONG_SECRET),
     )
     assert settings.environment is Environment.PRODUCTION
 

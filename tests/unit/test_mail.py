@@ -94,6 +94,6 @@ def test_the_outbox_is_refused_in_production(var_dir: Path) -> None:
         Settings(
             var_dir=var_dir,
             environment="production",
-            secret_key="a-real-secret",
+            secret_key="9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0",
             mail_outbox=True,
         )

@@ -12,6 +12,7 @@ class of its family, carrying the contract's ``code``, the HTTP ``status``, the 
     ├── DigestMismatch              the content is not what Repr-Digest says (RFC 9530)
     ├── ApiError                    a problem document with a contract code
     │   ├── RequestInvalid          400  910000 920400       (+ erreurs)
+    │   │                           413 414 431  920413 920414 920431 (bounds)
     │   ├── AuthenticationFailed    401  910001 900901 900902
     │   ├── AccessDenied            403  910002 910003 910004 900910
     │   ├── DocumentNotFound        404  920404
@@ -160,6 +161,9 @@ class RequestInvalid(ApiError):
             "A parameter is invalid (see 'erreurs'): a SIREN is 9 digits with a valid check"
             " digit, give siren or idsp (not both), dates as YYYY-MM-DD, taille 1-100."
         ),
+        "920413": "The request carried a body: the API's calls take none.",
+        "920414": "The path and query are too long: fewer codeDocument values per call.",
+        "920431": "Too many or too large request headers: send only the contract's headers.",
     }
 
     @property

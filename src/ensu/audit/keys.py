@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from ensu import files
 from ensu.audit.note import NoteSigner, NoteVerifier
 from ensu.config import Environment, Settings
 
@@ -83,7 +84,7 @@ def load_verifier(settings: Settings) -> NoteVerifier:
 
 
 def _generate(settings: Settings, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    files.private_dir(folder)
     pem = Ed25519PrivateKey.generate().private_bytes(
         Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
     )
@@ -118,6 +119,4 @@ def _write_public(folder: Path, verifier: NoteVerifier) -> None:
             return
     except OSError:
         pass
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(verifier.vkey + "\n")
-    temporary.replace(path)
+    files.write_private(path, (verifier.vkey + "\n").encode())

@@ -37,6 +37,7 @@ from sqlalchemy import Row, event, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ensu import files
 from ensu.audit import merkle
 from ensu.audit.models import JOURNAL_TABLES, JournalCheckpoint, JournalLeaf, JournalNode
 from ensu.config import Settings
@@ -90,8 +91,7 @@ class StoredCheckpoint:
 
 
 def _sqlite_engine(url: str, *, write: bool, busy_timeout_ms: int) -> AsyncEngine:
-    database = url.split("///", 1)[-1]
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    files.sqlite_file(url)  # 0600 whatever the umask, and so its -wal and -shm
     engine = create_async_engine(url)
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:

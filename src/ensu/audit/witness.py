@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ensu import files
 from ensu.audit import keys, merkle, store
 from ensu.audit.note import Checkpoint, NoteError, NoteVerifier, format_time
 from ensu.audit.store import JournalStore, StoredCheckpoint
@@ -84,7 +85,7 @@ def write_kept(path: Path, note: str) -> bool:
     fsync, rename, fsync of the folder — so a crash leaves the old note or the new one.
     Whether it was written."""
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    files.private_dir(folder)
     descriptor = os.open(folder / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)

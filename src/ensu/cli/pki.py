@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ensu import development
 from ensu.config import Environment, Settings, get_settings
 from ensu.pki import service
 from ensu.pki.service import PkiError
@@ -47,8 +48,9 @@ def init(
 ) -> None:
     """Create the CA, the server certificate and consumer-a, consumer-b (once)."""
     directory = _development_directory()
+    registry = get_settings().var_dir / development.REGISTRY_NAME
     try:
-        created = service.init(directory=directory, force=force)
+        created = service.init(directory=directory, force=force, registry=registry)
     except PkiError as error:
         _fail(str(error))
     if not created:

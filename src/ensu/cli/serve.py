@@ -29,6 +29,7 @@ from typing import Any
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from uvicorn._compat import asyncio_run
 from uvicorn.server import HANDLED_SIGNALS
 
@@ -39,7 +40,6 @@ from ensu.operations.probe import target_url as probe_url
 from ensu.pki.service import PkiLayout
 
 APP_FACTORY = "ensu.app:create_served_app"
-TLS_PROTOCOL = "ensu.edge.uvicorn_tls:HttpToolsTLSProtocol"
 #: Where the app listens for the proxy in ``proxy`` mode (the proxy owns listen_port).
 PROXY_UPSTREAM_HOST = "127.0.0.1"
 PROXY_UPSTREAM_PORT = 8001
@@ -77,7 +77,7 @@ def server_options(
     return common | {
         "host": host or settings.listen_host,
         "port": port or settings.listen_port,
-        "http": TLS_PROTOCOL,
+        "http": uvicorn_tls.BoundedProtocol(settings.head_limits),
         "ssl_certfile": str(layout.server_cert),
         "ssl_keyfile": str(layout.server_key),
         "ssl_ca_certs": str(layout.ca_cert),
@@ -94,7 +94,12 @@ def _proxy_options(*, settings: Settings, host: str | None, port: int | None) ->
             f"refusing plain HTTP on {bind}: in proxy mode the app listens on the loopback,"
             " or set ENSU_TRUSTED_PROXIES to the proxies allowed to reach it"
         )
-    return {"host": bind, "port": port or PROXY_UPSTREAM_PORT, "http": "httptools"}
+    return {
+        "host": bind,
+        "port": port or PROXY_UPSTREAM_PORT,
+        # The same bounded head as in direct mode (plain HTTP: no ``tls`` extension).
+        "http": uvicorn_tls.BoundedProtocol(settings.head_limits),
+    }
 
 
 def serve(
@@ -110,11 +115,11 @@ def serve(
     workers: int = typer.Option(1, min=1, help="Number of worker processes."),
 ) -> None:
     """Serve the API with mutual TLS (a client certificate from the PKI is required)."""
-    settings = get_settings()
     try:
+        settings = get_settings()  # production on development material is refused here
         options = server_options(settings=settings, host=host, port=port, workers=workers)
-    except ServeError as error:
-        typer.secho(f"Error: {error}", fg=typer.colors.RED, err=True)
+    except (ServeError, ValidationError) as error:
+        typer.secho(f"Error: {_message(error)}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from error
     typer.echo(_banner(settings=settings, options=options))
     if port is not None and settings.tls_mode is TLSMode.DIRECT and not settings.probe_url:
@@ -195,6 +200,15 @@ def _serve_with_portal(options: dict[str, Any], settings: Settings) -> None:
             await portal_task
 
     asyncio_run(both(), loop_factory=api_config.get_loop_factory())  # uvicorn.run's loop
+
+
+def _message(error: Exception) -> str:
+    """The reasons only: a ValidationError's text also quotes the input."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            str(detail["msg"]).removeprefix("Value error, ") for detail in error.errors()
+        )
+    return str(error)
 
 
 def _banner(*, settings: Settings, options: dict[str, Any]) -> str:

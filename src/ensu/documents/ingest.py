@@ -416,6 +416,9 @@ def _check_file(
     except OSError as exc:
         problems.append(f"fichier {_show(name)} cannot be read: {exc.strerror or exc}")
         return None
+    except ValueError:  # a NUL in the name: no such path (found by tests/unit/test_fuzz_parsers)
+        problems.append(f"fichier {_show(name)} is not a file name (a NUL character)")
+        return None
     return _check_content(name, data, max_bytes, problems)
 
 

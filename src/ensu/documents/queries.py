@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from starlette.datastructures import QueryParams
 
+from ensu.bounds import digits_within
 from ensu.consumers.perimeter import Perimeter
 from ensu.documents.identifiers import IDSP_PATTERN, SIREN_PATTERN, luhn_valid
 from ensu.documents.service import IdentifierKind, ListQuery
@@ -75,10 +76,11 @@ def _integer(params: Mapping[str, str], name: str, default: int, top: int, error
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= top:
+    value = digits_within(raw, top)  # by length first: int() of 5,000 digits raises
+    if value is None:
         errors.append((name, f"entier attendu entre 1 et {top}"))
         return default
-    return int(raw)
+    return value
 
 
 def _codes(requested: Sequence[str], known: frozenset[str], errors: Errors) -> frozenset[str]:

@@ -42,7 +42,7 @@ IDENTIFIER_COLUMNS = {"IDENSUA": "idensua", "DOCDISTRIB": "docdistrib", "DOCCFS"
 # Statements are assembled from the fixed names above, never from request data; every
 # value is a bound parameter.
 _ONE = {
-    kind: f"SELECT {_COLUMNS}, s.siren, s.idsp FROM documents d"  # noqa: S608
+    kind: f"SELECT {_COLUMNS}, s.siren, s.idsp FROM documents d"  # noqa: S608  # nosec B608  # fixed names
     f" JOIN subjects s ON s.id = d.subject_id WHERE d.{column} = :identifier"
     for kind, column in IDENTIFIER_COLUMNS.items()
 }
@@ -55,9 +55,9 @@ _PAGE_WHERE = (
     " AND d.periode_fin >= :date_debut AND d.periode_debut <= :date_fin"
     " AND d.periode_debut >= :period_start AND d.periode_fin <= :period_end"
 )
-_COUNT = "SELECT count(*) FROM documents d" + _PAGE_WHERE  # noqa: S608
+_COUNT = "SELECT count(*) FROM documents d" + _PAGE_WHERE  # noqa: S608  # nosec B608  # fixed text
 _PAGE = (
-    f"SELECT {_COLUMNS} FROM documents d"  # noqa: S608
+    f"SELECT {_COLUMNS} FROM documents d"  # noqa: S608  # nosec B608  # fixed names
     + _PAGE_WHERE
     + " ORDER BY d.periode_debut DESC, d.code, d.id LIMIT :limit OFFSET :offset"
 )

@@ -93,7 +93,10 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {**_ECHOED, "WWW-Authenticate": _header("Défi Bearer (RFC 6750)", required=True)},
     403: _ECHOED,
     404: _ECHOED,
+    413: _ECHOED,
+    414: _ECHOED,
     429: {**_ECHOED, "Retry-After": _RETRY_AFTER},
+    431: _ECHOED,
     503: {**_ECHOED, "Retry-After": _RETRY_AFTER},
 }
 _PROBLEM = {PROBLEM_JSON: {"schema": _schema_of(Problem)}}
@@ -104,6 +107,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Certificat ou jeton absent ou invalide (910001, 900901, 900902)",
         403: "Accès refusé (910002, 910003, 910004, 900910)",
         404: "Document introuvable (920404)",
+        413: "Corps de requête trop volumineux (920413)",
+        414: "Chemin et paramètres trop longs (920414)",
+        431: "En-têtes trop nombreux ou trop volumineux (920431)",
         429: "Quota dépassé (900804)",
         503: (
             "Maintenance (930001), traçabilité (930002), décompte des quotas (930003) ou"

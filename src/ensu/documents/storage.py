@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ensu import files
 from ensu.documents.models import Blob
 
 #: Blobs up to this size are read in the event loop's thread (see ``get``).
@@ -91,7 +92,7 @@ class FilesystemBlobStore:
         path = self.path_for(name)
         if path.exists():
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        files.private_dir(path.parent)  # 0700; mkstemp makes the file 0600
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:

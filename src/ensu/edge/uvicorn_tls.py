@@ -25,8 +25,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import uvicorn
 from cryptography import x509
@@ -35,6 +38,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.h11_impl import RequestResponseCycle as H11Cycle
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttpToolsCycle
+
+from ensu.bounds import OVERSIZE_KEY, HeadLimits
 
 #: The uvicorn minor version whose protocol internals these subclasses were written for.
 SUPPORTED_UVICORN = "0.54"
@@ -125,9 +131,28 @@ def _connection_tls(transport: asyncio.Transport, config: Config) -> TLSExtensio
 
 
 class HttpToolsTLSProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with ``scope["extensions"]["tls"]`` (R-GW-1)."""
+    """uvicorn's httptools protocol, with ``scope["extensions"]["tls"]`` (R-GW-1), that
+    reads at most ``limits.head_bytes`` of a request head (R-GW-6, :mod:`ensu.bounds`).
+
+    httptools buffers a header field until its end, whatever its length, and counts no
+    fields: a 10 MB header or 100,000 headers were read into memory and handed to the app.
+    Here the bytes of each head are counted as they arrive; past the bound the parser is
+    fed no more, the request goes to the app with what was read, marked with
+    :data:`~ensu.bounds.OVERSIZE_KEY` (the gateway answers 414 or 431 and journals it),
+    and the rest of the connection is read and dropped until the answer closes it.
+    ``limits`` is given by ``ensu serve`` (:class:`BoundedProtocol`).
+    """
 
     tls: TLSExtension | None = None
+
+    def __init__(self, *args: Any, limits: HeadLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits or HeadLimits()
+        #: Bytes of the current head read so far (reset when a head is complete).
+        self._head_seen = 0
+        self._heads = 0
+        self._in_body = False
+        self._refusing = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -135,8 +160,118 @@ class HttpToolsTLSProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()  # a new request: uvicorn has just built its scope
-        if self.tls is not None:
-            self.scope["extensions"] = {"tls": self.tls}
+        self.scope["extensions"] = {"tls": self.tls} if self.tls is not None else {}
+
+    def on_headers_complete(self) -> None:
+        self._head_seen, self._heads, self._in_body = 0, self._heads + 1, True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refusing:
+            return  # the rest of a refused head: read and dropped, never kept
+        if self._in_body:
+            super().data_received(data)
+            return
+        room = self.limits.head_bytes - self._head_seen
+        if len(data) <= room:
+            self._head_seen += len(data)
+            super().data_received(data)
+            return
+        heads = self._heads
+        self._head_seen += room
+        super().data_received(data[:room])
+        if self.parser is None or self.transport.is_closing():
+            return  # a parse error was answered, or the peer left
+        if self._heads != heads:  # the head ended within the room: go on with the rest
+            self.data_received(data[room:])
+        else:
+            self._refuse_head()
+
+    def _refuse_head(self) -> None:
+        """Hand the app what was read of an oversized head, marked, with no body; the
+        answer closes the connection."""
+        self._refusing = True
+        if self.scope is None:  # no request line was even begun: nothing to journal
+            self.send_400_response("Request head too large.")
+            return
+        try:
+            method = self.parser.get_method().decode("ascii")
+        except Exception:  # the parser's own errors, mid-head: the method is not known
+            method = "GET"
+        url = bytes(self.url[: self.limits.url_bytes])
+        kind = "url" if len(self.url) > self.limits.url_bytes else "headers"
+        raw_path, _, query = url.partition(b"#")[0].partition(b"?")
+        scope = self.scope
+        scope["method"] = method
+        scope["path"] = unquote(raw_path.decode("latin-1"))
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query
+        extensions: dict[str, object] = scope["extensions"]  # type: ignore[assignment]
+        extensions[OVERSIZE_KEY] = kind
+        self._launch_refused()
+
+    def _launch_refused(self) -> None:
+        existing = self.cycle
+        self.cycle = HttpToolsCycle(
+            scope=self.scope,
+            transport=_Lingering(self.transport, self.loop),  # type: ignore[arg-type]
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=False,
+            keep_alive=False,
+            on_response=self.on_response_complete,
+        )
+        self.cycle.more_body = False  # no body is read after a refused head
+        self.cycle.message_event.set()
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, self.app)
+        else:
+            self.pipeline.appendleft((self.cycle, self.app))
+
+
+#: How long the rest of a refused head is still read (and dropped) after the answer.
+LINGER_SECONDS = 2.0
+
+
+class _Lingering:
+    """The transport of a refused head's answer, whose ``close()`` is put off: closed at
+    once, with the peer's bytes still unread, the kernel resets the connection and the
+    client loses the answer (nginx's ``lingering_close`` for the same reason). Plain TCP
+    ends its side at once (``write_eof``); TLS sends its close_notify on close."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        if self._transport.is_closing():
+            return
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
+        self._loop.call_later(LINGER_SECONDS, self._transport.close)
+
+
+@dataclass(frozen=True, slots=True)
+class BoundedProtocol:
+    """uvicorn's ``http`` option: makes :class:`HttpToolsTLSProtocol` with ``limits``. A
+    frozen dataclass rather than a ``functools.partial``: it pickles to the ``--workers``
+    processes and compares by value."""
+
+    limits: HeadLimits
+
+    def __call__(self, *args: Any, **kwargs: Any) -> HttpToolsTLSProtocol:
+        return HttpToolsTLSProtocol(*args, limits=self.limits, **kwargs)
 
 
 class H11TLSProtocol(H11Protocol):

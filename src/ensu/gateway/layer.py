@@ -28,6 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ensu import clock
 from ensu.audit.records import CallRecord, Decision
 from ensu.audit.service import Journal
+from ensu.bounds import head_refusal
+from ensu.certificates import client_ip, parse_address, presented_certificate
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.perimeter import Perimeter
@@ -189,6 +191,10 @@ class Gateway:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
         elif not scope["path"].startswith(API_PREFIX):
+            refusal = head_refusal(scope, scope["app"].state.settings.head_limits)
+            if refusal is not None:  # outside the prefix nothing is journaled
+                await send_problem(self._dated(send), refusal, None)
+                return
             await self.app(scope, receive, self._dated(send))
         else:
             await self._api(scope, receive, send)
@@ -203,6 +209,10 @@ class Gateway:
         settings: Settings = state.settings
         send = self._stamped(send, correlation_id, settings)
         if scope["path"] in OPEN_PATHS:
+            refusal = head_refusal(scope, settings.head_limits, api=True)
+            if refusal is not None:  # etatSante's calls are not journaled, nor this
+                await send_problem(send, refusal, correlation_id)
+                return
             await self.app(scope, receive, send)
             return
         journal: Journal = state.journal
@@ -233,6 +243,7 @@ class Gateway:
         self.in_flight += 1
         try:
             try:
+                _refuse_out_of_bounds(attempt)
                 _refuse_in_maintenance(state.maintenance, attempt.now)
                 _refuse_when_cut(state.cuts)
                 for check in CHAIN:
@@ -304,6 +315,22 @@ class Gateway:
             self._last_shed_log = attempt.now
             logger.warning("overload: calls shed beyond %d in flight", self.in_flight)
         await send_problem(send, error, attempt.correlation_id)
+
+
+def _refuse_out_of_bounds(attempt: Attempt) -> None:
+    """R-GW-6, OWASP API4:2023: a head past its bounds (:mod:`ensu.bounds`), or marked so
+    by the edge that stopped reading it, is refused before any check, with 414, 431 or
+    413. What can be known of its sender without trusting the head is kept for the
+    journal record (R-TR-1): the certificate of the connection, the peer's address."""
+    scope, settings = attempt.scope, attempt.settings
+    refusal = head_refusal(scope, settings.head_limits, api=True)
+    if refusal is None:
+        return
+    attempt.certificate = presented_certificate(scope, settings)
+    raw = client_ip(scope, settings)
+    address = parse_address(raw) if raw else None
+    attempt.ip = str(address) if address is not None else None
+    raise refusal
 
 
 def _refuse_in_maintenance(watch: MaintenanceWatch, now: float) -> None:

@@ -2,6 +2,7 @@
 
     OAuthError
     ├── InvalidRequest        400 invalid_request
+    │   └── RequestTooLarge   413 invalid_request      (a body beyond MAX_FORM_BYTES)
     ├── InvalidClient         401 invalid_client        (+ WWW-Authenticate)
     ├── UnauthorizedClient    400 unauthorized_client
     ├── UnsupportedGrantType  400 unsupported_grant_type
@@ -42,6 +43,13 @@ class OAuthError(Exception):
 
 class InvalidRequest(OAuthError):
     error, status = "invalid_request", 400
+
+
+class RequestTooLarge(InvalidRequest):
+    """A form body beyond the bound (RFC 9110 §15.5.14: 413), in RFC 6749 §5.2 form like
+    every answer of these endpoints; refused from its declared length before it is read."""
+
+    status = 413
 
 
 class InvalidClient(OAuthError):

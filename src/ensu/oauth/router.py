@@ -19,13 +19,20 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu import clock
+from ensu.bounds import length_within
 from ensu.certificates import ClientCertificate, client_ip, presented_certificate
 from ensu.config import Settings
 from ensu.consumers.schemas import TeleserviceView
 from ensu.db import store_failures
 from ensu.errors import ServiceCut
 from ensu.oauth import service
-from ensu.oauth.errors import InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
+from ensu.oauth.errors import (
+    InvalidRequest,
+    OAuthError,
+    RequestTooLarge,
+    SlowDown,
+    TemporarilyUnavailable,
+)
 from ensu.oauth.schemas import (
     AuthorizationServerMetadata,
     IntrospectionResponse,
@@ -39,7 +46,9 @@ router = APIRouter(tags=["oauth"])
 logger = logging.getLogger("ensu.oauth")
 
 FORM = "application/x-www-form-urlencoded"
+#: R-GW-6, OWASP API4:2023: a client-credentials form is a few hundred bytes.
 MAX_FORM_BYTES = 8192
+TOO_LARGE = f"Corps de requête trop volumineux ({MAX_FORM_BYTES} octets au plus)."
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": OAuthErrorResponse},
@@ -113,11 +122,14 @@ async def _read_form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM:
         raise InvalidRequest(f"Le corps doit être {FORM}.", reason="content_type")
+    declared = request.headers.get("content-length")
+    if declared is not None and not length_within(declared.encode("latin-1"), MAX_FORM_BYTES):
+        raise RequestTooLarge(TOO_LARGE, reason="body_too_large")  # refused before it is read
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise InvalidRequest("Corps de requête trop volumineux.", reason="body_too_large")
+        if len(body) > MAX_FORM_BYTES:  # chunked, or more than declared
+            raise RequestTooLarge(TOO_LARGE, reason="body_too_large")
     try:
         pairs = parse_qsl(
             body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=16

@@ -3,6 +3,8 @@
 ``init`` writes, under ``settings.pki_dir_path`` (default ``var/pki/``)::
 
     DEVELOPMENT                       marker: Settings refuses production while it exists
+    ../dev-ca-fingerprints            the CA's fingerprints, outside the directory: production
+                                      refuses this CA wherever it is copied (ensu.development)
     ca.pem, ca.key                    the CA (ECDSA P-256, 2 years)
     server.pem, server.key            localhost, 127.0.0.1, ::1 (serverAuth, 1 year)
     consumer-a.pem, consumer-a.key    two consumers of fictive organisations (clientAuth,
@@ -30,10 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ensu import development
 from ensu.certificates import thumbprint_s256
+from ensu.development import CA_ORGANISATION
 
-CA_COMMON_NAME = "ENSU Documents — AC de développement"
-CA_ORGANISATION = "ENSU Documents (développement)"
 SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
 #: The consumers ``init`` creates; file stems map to fictive organisations.
 DEFAULT_CONSUMERS = {
@@ -131,11 +133,20 @@ def load_certificate(*, path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
-def init(*, directory: Path, force: bool = False, now: dt.datetime | None = None) -> bool:
+def init(
+    *,
+    directory: Path,
+    force: bool = False,
+    now: dt.datetime | None = None,
+    registry: Path | None = None,
+) -> bool:
     """Generate the development PKI in ``directory``; ``False`` if it was already there.
 
     A partial PKI is refused (it would mix keys of two CAs) unless ``force``, which
     regenerates everything and re-issues the extra consumers with their organisations.
+    The new CA's fingerprints are added to ``registry`` (default: beside ``directory``,
+    ``var/dev-ca-fingerprints``), where production looks for them
+    (:mod:`ensu.development`) even if this directory is copied elsewhere.
     """
     layout = PkiLayout(directory)
     missing = [path for path in layout.default_files() if not path.exists()]
@@ -149,6 +160,7 @@ def init(*, directory: Path, force: bool = False, now: dt.datetime | None = None
     _write(layout.marker, MARKER_TEXT.encode(), mode=0o644)
     moment = now or dt.datetime.now(dt.UTC)
     ca_key, ca_cert = _issue_ca(now=moment)
+    development.record(ca_cert, registry=registry or directory.parent / development.REGISTRY_NAME)
     _write_pair(layout.ca_cert, layout.ca_key, cert=ca_cert, key=ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = _issue_leaf(
@@ -290,7 +302,7 @@ def _name(common_name: str, organisation: str) -> x509.Name:
 
 def _issue_ca(*, now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = _name(CA_COMMON_NAME, CA_ORGANISATION)
+    name = development.development_name()
     usage = x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,

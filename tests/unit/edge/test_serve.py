@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
+from ensu.bounds import HeadLimits
 from ensu.cli import app as cli
 from ensu.cli import serve
 from ensu.config import Settings, TLSMode, get_settings
@@ -41,12 +43,27 @@ def test_direct_mode_requires_a_client_certificate_over_tls12(settings: Settings
     assert (options["host"], options["port"]) == ("127.0.0.1", 8443)
     assert options["proxy_headers"] is False
     config = loaded(options)
-    assert config.http_protocol_class is uvicorn_tls.HttpToolsTLSProtocol
+    protocol: object = config.http_protocol_class  # uvicorn's annotation says a class
+    assert protocol == uvicorn_tls.BoundedProtocol(settings.head_limits)
     assert config.ssl is not None
     assert config.ssl.verify_mode is ssl.CERT_REQUIRED
     assert config.ssl.minimum_version is ssl.TLSVersion.TLSv1_2
     ca = ssl.PEM_cert_to_DER_cert((settings.pki_dir_path / "ca.pem").read_text())
     assert config.ssl.get_ca_certs(binary_form=True) == [ca]
+
+
+@pytest.mark.parametrize("mode", [TLSMode.DIRECT, TLSMode.PROXY])
+def test_both_modes_bound_the_request_head_with_the_settings(
+    settings: Settings, mode: TLSMode
+) -> None:
+    """R-GW-6: the head bounds of ``ENSU_MAX_*`` reach the protocol, which pickles to the
+    ``--workers`` processes."""
+    tuned = settings.model_copy(
+        update={"tls_mode": mode, "max_url_bytes": 1024, "max_header_count": 20}
+    )
+    protocol = serve.server_options(settings=tuned, workers=2)["http"]
+    assert protocol == uvicorn_tls.BoundedProtocol(HeadLimits(url_bytes=1024, header_count=20))
+    assert pickle.loads(pickle.dumps(protocol)) == protocol  # noqa: S301 - our own bytes
 
 
 def test_options_override_the_settings(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def test_show_without_pki_points_to_init(pki_dir: Path) -> None:
 
 def test_production_gets_no_development_pki(pki_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENSU_ENVIRONMENT", "production")
-    monkeypatch.setenv("ENSU_SECRET_KEY", "a-real-secret-" * 3)
+    monkeypatch.setenv("ENSU_SECRET_KEY", secrets.token_hex(32))
     get_settings.cache_clear()
     result = runner.invoke(app, ["pki", "init"])
     assert result.exit_code == 1

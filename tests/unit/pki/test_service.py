@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import secrets
 import stat
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def test_existing_directory_is_tightened_to_0700(tmp_path: Path) -> None:
 def test_marker_makes_production_settings_refuse_to_start(pki_dir: Path) -> None:
     """config.Settings refuses production while the development PKI is in its pki_dir."""
     with pytest.raises(ValidationError, match="development PKI"):
-        Settings(environment=Environment.PRODUCTION, secret_key="s" * 40, pki_dir=pki_dir)
+        Settings(
+            environment=Environment.PRODUCTION, secret_key=secrets.token_hex(32), pki_dir=pki_dir
+        )
 
 
 def test_ca_is_a_p256_ca_valid_two_years(pki_dir: Path) -> None:

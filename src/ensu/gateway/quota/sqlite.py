@@ -34,6 +34,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ensu import files
 from ensu.gateway.quota.counter import (
     CounterStoreError,
     PurgeSchedule,
@@ -72,7 +73,7 @@ class SQLiteCounter:
         self._purge_asked: int | None = None
 
     def _open(self, busy_timeout_ms: int | None = None) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        files.private_file(self.path)  # 0600 whatever the umask, and so its -wal and -shm
         # Autocommit: each statement is its own transaction, committed when it completes.
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         timeout = self.busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms

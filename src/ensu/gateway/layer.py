@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ensu import clock
 from ensu.audit.records import CallRecord, Decision
 from ensu.audit.service import Journal
+from ensu.certificates import CRL_NAME, ClientCertificate, RevocationList
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.perimeter import Perimeter
@@ -84,6 +85,7 @@ class StoreAuthority:
         )
         self.claims: dict[str, tokens.AccessClaims] = {}
         self.revocations = RevocationWatch(sessionmaker)
+        self.crl = RevocationList(settings.pki_dir_path / CRL_NAME)
         self.quota_counter: QuotaCounter = make_counter(settings)
 
     async def start(self) -> None:
@@ -142,6 +144,10 @@ class StoreAuthority:
         # The watch's set: this process's revocations at once, others' within a second;
         # a set that cannot be refreshed refuses every token (503 930004).
         return self.revocations.is_revoked(jwt_id)
+
+    def certificate_revoked(self, certificate: ClientCertificate, now: float) -> bool:
+        """R-GW-1: in the CA's CRL, as the file is now (checked every half second)."""
+        return self.crl.is_revoked(certificate, now)
 
     def forget(self) -> None:
         """Drop every cached view and claim (after a change made in this process)."""

@@ -24,7 +24,13 @@ from ensu.config import Settings
 from ensu.consumers.schemas import TeleserviceView
 from ensu.db import store_failures
 from ensu.oauth import service
-from ensu.oauth.errors import InvalidRequest, OAuthError, SlowDown, TemporarilyUnavailable
+from ensu.oauth.errors import (
+    InvalidClient,
+    InvalidRequest,
+    OAuthError,
+    SlowDown,
+    TemporarilyUnavailable,
+)
 from ensu.oauth.schemas import (
     AuthorizationServerMetadata,
     IntrospectionResponse,
@@ -156,6 +162,7 @@ async def _handled(request: Request, endpoint: str, handler: Handler) -> Respons
     form: dict[str, str] = {}
     try:
         _check(_throttle(request).check_ip(peer or "?"))
+        _refuse_revoked(request, certificate)
         form = await _read_form(request)
         _check(_throttle(request).check_client(form.get("client_id", "")))
         async with sessionmaker() as session, session.begin():
@@ -173,6 +180,15 @@ async def _handled(request: Request, endpoint: str, handler: Handler) -> Respons
                 peer=peer,
             )
         return _error(error)
+
+
+def _refuse_revoked(request: Request, certificate: ClientCertificate | None) -> None:
+    """R-GW-1: no token for a certificate in the CA's CRL (reloaded on change), even when
+    the edge that let it through read an older CRL."""
+    if certificate is not None and request.app.state.authority.certificate_revoked(
+        certificate, clock.time()
+    ):
+        raise InvalidClient("Authentification du client refusée.", reason="certificate_revoked")
 
 
 def _check(retry_after: int) -> None:

@@ -52,7 +52,7 @@ from ensu.gateway.quota import counter as quota
 from ensu.gateway.quota.backends import make_counter
 from ensu.gateway.quota.counter import QuotaCounter, ratelimit_headers
 from ensu.gateway.revocations import RevocationWatch
-from ensu.gateway.stamps import CORRELATION_ID, Stamps, has_ratelimit
+from ensu.gateway.stamps import CORRELATION_ID, NO_STORE, SECURITY, Stamps, missing_fields
 from ensu.oauth import tokens
 from ensu.oauth.keys import KeyRing
 from ensu.operations import metrics
@@ -258,29 +258,33 @@ class Gateway:
             self.in_flight -= 1
 
     def _dated(self, send: Send) -> Send:
-        """``Date`` on an answer outside the API prefix (RFC 9110 §6.6.1)."""
+        """``Date`` (RFC 9110 §6.6.1) and the security headers on an answer outside the
+        API prefix."""
 
         async def send_dated(message: Message) -> None:
             if message["type"] == "http.response.start":
                 date = self.stamps.date(clock.time())
-                message["headers"] = [*message.get("headers", ()), date]
+                message["headers"] = [*message.get("headers", ()), date, *SECURITY]
             await send(message)
 
         return send_dated
 
     def _stamped(self, send: Send, correlation_id: str, settings: Settings) -> Send:
         """The headers of every answer under the prefix (:mod:`ensu.gateway.stamps`):
-        the correlation id, ``Date``, and the default ``RateLimit-*`` fields when the
-        answer has none of its own (the téléservice not known)."""
+        the correlation id, ``Date``, the security headers, ``Cache-Control: no-store``
+        and the default ``RateLimit-*`` fields when the answer has none of its own."""
         echoed = (CORRELATION_ID, correlation_id.encode("ascii"))
         stamps = self.stamps
 
         async def send_stamped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 now = clock.time()
-                headers = [*message.get("headers", ()), echoed, stamps.date(now)]
-                if not has_ratelimit(headers):
+                headers = [*message.get("headers", ()), echoed, stamps.date(now), *SECURITY]
+                no_ratelimit, no_cache_control = missing_fields(headers)
+                if no_ratelimit:
                     headers += stamps.default_window(settings.environment, now)
+                if no_cache_control:
+                    headers.append(NO_STORE)
                 message["headers"] = headers
             await send(message)
 

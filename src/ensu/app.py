@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from ensu import db
+from ensu import docs as api_docs
 from ensu.audit.router import router as journal_router
 from ensu.audit.service import Journal
 from ensu.config import Settings, get_settings
@@ -107,6 +108,10 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
             " 920405, avec Allow)."
         ),
         lifespan=lifespan,
+        # The documentation pages with local assets (ensu.docs), off in production.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=api_docs.openapi_url(settings),
         # No OpenTelemetry here: FastAPI would otherwise look for providers on every
         # request (about 10 µs of the hot path).
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
     app.include_router(oauth_router)
     app.include_router(documents_router)
     app.include_router(journal_router)
+    api_docs.mount(app, settings=settings)
     app.add_middleware(Gateway, routes=DIRECT_ROUTES)
     app.add_exception_handler(EnsuError, _problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]

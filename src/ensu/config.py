@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     probe_id_teleservice: str | None = None
     probe_cert: Path | None = None
     probe_key: Path | None = None
+    #: ``/docs``, ``/redoc`` and ``/openapi.json`` (assets served locally, ``ensu.docs``);
+    #: None: on in the sandbox, off in production.
+    api_docs: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -178,6 +181,12 @@ class Settings(BaseSettings):
     @property
     def audience(self) -> str:
         return f"{self.issuer}/ensudocuments/v1"
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        if self.api_docs is None:
+            return self.environment is not Environment.PRODUCTION
+        return self.api_docs
 
     @property
     def is_sqlite(self) -> bool:

@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ensu import db
+from ensu import db, logs
 from ensu import docs as api_docs
 from ensu.audit.router import router as journal_router
 from ensu.audit.service import Journal
@@ -134,8 +134,11 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
 
 
 def create_served_app() -> FastAPI:
-    """The app of ``ensu serve`` (its uvicorn factory): :func:`create_app` served."""
-    return create_app(served=True)
+    """The app of ``ensu serve`` (its uvicorn factory): :func:`create_app` served, its
+    process's logging set up (:mod:`ensu.logs`; each worker is a process of its own)."""
+    settings = get_settings()
+    logs.configure(log_format=settings.log_format_used)
+    return create_app(settings, served=True)
 
 
 def _correlation_id(request: Request) -> str | None:

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     #: ``/docs``, ``/redoc`` and ``/openapi.json`` (assets served locally, ``ensu.docs``);
     #: None: on in the sandbox, off in production.
     api_docs: bool | None = None
+    #: The server's log lines (``ensu.logs``): ``json`` or ``console``; None: JSON in
+    #: production, readable lines elsewhere.
+    log_format: Literal["json", "console"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -187,6 +190,12 @@ class Settings(BaseSettings):
         if self.api_docs is None:
             return self.environment is not Environment.PRODUCTION
         return self.api_docs
+
+    @property
+    def log_format_used(self) -> Literal["json", "console"]:
+        if self.log_format is None:
+            return "json" if self.environment is Environment.PRODUCTION else "console"
+        return self.log_format
 
     @property
     def is_sqlite(self) -> bool:

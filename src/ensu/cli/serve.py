@@ -19,6 +19,7 @@ from typing import Any
 import typer
 import uvicorn
 
+from ensu import logs
 from ensu.config import Settings, TLSMode, get_settings
 from ensu.edge import uvicorn_tls
 from ensu.operations.probe import target_url as probe_url
@@ -52,6 +53,7 @@ def server_options(
         "server_header": False,  # no product banner (R-GW-6: no internals)
         "date_header": False,  # the app sends Date itself (ensu.gateway.stamps): one only
         "ws": "none",  # the API has no WebSocket: refuse upgrades outright
+        **logs.UVICORN_OPTIONS,  # ensu.logs: one set-up, the app's request line
     }
     if settings.tls_mode is TLSMode.PROXY:
         return common | _proxy_options(settings=settings, host=host, port=port)
@@ -112,6 +114,7 @@ def serve(
         typer.secho(f"Error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from error
     typer.echo(_banner(settings=settings, options=options))
+    logs.configure(log_format=settings.log_format_used)
     if port is not None and settings.tls_mode is TLSMode.DIRECT and not settings.probe_url:
         # The probe calls the port actually served (the workers read the environment).
         os.environ["ENSU_PROBE_URL"] = probe_url(settings.model_copy(update={"listen_port": port}))

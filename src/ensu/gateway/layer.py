@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ensu import clock
+from ensu import clock, logs
 from ensu.audit.records import CallRecord, Decision
 from ensu.audit.service import Journal
 from ensu.certificates import CRL_NAME, ClientCertificate, RevocationList
@@ -53,6 +53,7 @@ from ensu.gateway.quota.backends import make_counter
 from ensu.gateway.quota.counter import QuotaCounter, ratelimit_headers
 from ensu.gateway.revocations import RevocationWatch
 from ensu.gateway.stamps import CORRELATION_ID, NO_STORE, SECURITY, Stamps, missing_fields
+from ensu.logs import RequestLine
 from ensu.oauth import tokens
 from ensu.oauth.keys import KeyRing
 from ensu.operations import metrics
@@ -62,6 +63,8 @@ from ensu.operations.maintenance import MaintenanceWatch
 logger = logging.getLogger("ensu.gateway")
 
 API_PREFIX = "/ensudocuments/v1"
+#: The scope key of the call's :class:`Attempt` (the request line reads its téléservice).
+ATTEMPT_KEY = "ensu.attempt"
 #: Served without the chain (health, CONTRACT.md); the correlation id is still echoed.
 OPEN_PATHS = frozenset({f"{API_PREFIX}/etatSante"})
 VIEW_TTL_SECONDS = 1.0
@@ -192,10 +195,23 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-        elif not scope["path"].startswith(API_PREFIX):
-            await self.app(scope, receive, self._dated(send))
-        else:
-            await self._api(scope, receive, send)
+            return
+        # The request line (ensu.logs): one per request, when its answer is complete.
+        line = RequestLine(scope) if logs.access.isEnabledFor(logging.INFO) else None
+        watched = line.watch(send) if line is not None else send
+        try:
+            if not scope["path"].startswith(API_PREFIX):
+                await self.app(scope, receive, self._dated(watched))
+            else:
+                await self._api(scope, receive, watched)
+        finally:
+            if line is not None:
+                attempt: Attempt | None = scope.get(ATTEMPT_KEY)
+                view = attempt.teleservice if attempt is not None else None
+                line.emit(
+                    correlation_id=scope.get(CORRELATION_KEY),
+                    teleservice=view.id_teleservice if view is not None else None,
+                )
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request under the API prefix: the chain, then the route."""
@@ -219,6 +235,7 @@ class Gateway:
             correlation_id=correlation_id,
             correlation_id_valid=sent is not None,
         )
+        scope[ATTEMPT_KEY] = attempt  # for the request line: the téléservice, once known
         try:
             journal.ensure_serving()
         except EnsuError as error:  # integrity stop or store down: nothing is served

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ensu.edge import nginx
+from ensu.edge import nginx, tls
+from ensu.pki.service import PkiLayout
 
 
 def test_workers_never_run_as_root_by_default(tmp_path: Path) -> None:
@@ -29,3 +30,20 @@ def test_an_owner_without_a_name_falls_back_to_nobody(
 
     monkeypatch.setattr(Path, "stat", lambda self, **_: Stat())
     assert nginx.owner_of(tmp_path / "blobs") == nginx.NOBODY
+
+
+def test_the_template_checks_the_crl_and_offers_the_edges_suites(tmp_path: Path) -> None:
+    """R-GW-1 (``ssl_crl``) and RFC 9325 (``ssl_ciphers``, ``ssl_protocols``)."""
+    layout = PkiLayout(tmp_path / "pki")
+    site = nginx.NginxSite(
+        prefix=tmp_path / "nginx",
+        listen="127.0.0.1:8443",
+        upstreams=["127.0.0.1:8001"],
+        pki=layout,
+        blob_dir=tmp_path / "blobs",
+        user="nobody nogroup",
+    )
+    lines = {line.strip() for line in nginx.render(site).splitlines()}
+    assert f"ssl_crl {layout.crl};" in lines
+    assert f"ssl_ciphers {':'.join(tls.TLS12_CIPHERS)};" in lines
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in lines

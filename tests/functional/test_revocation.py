@@ -112,6 +112,8 @@ def refused_at_the_edge(stack: Stack, route: str, party: Party) -> None:
         response = client.get("/ensudocuments/v1/etatSante")
     assert response.status_code == 400
     assert "SSL certificate error" in response.text
+    assert response.headers.get_list("strict-transport-security") == ["max-age=31536000"]
+    assert response.headers.get_list("x-content-type-options") == ["nosniff"]
 
 
 def thumbprints_journaled(stack: Stack) -> set[str | None]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ensu.edge import nginx, tls
+from ensu.gateway import stamps
 from ensu.pki.service import PkiLayout
 
 
@@ -47,3 +48,15 @@ def test_the_template_checks_the_crl_and_offers_the_edges_suites(tmp_path: Path)
     assert f"ssl_crl {layout.crl};" in lines
     assert f"ssl_ciphers {':'.join(tls.TLS12_CIPHERS)};" in lines
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in lines
+
+
+def test_the_template_sends_the_apps_security_headers_on_nginxs_own_answers(
+    tmp_path: Path,
+) -> None:
+    """The same values as the app's (``ensu.gateway.stamps.SECURITY``), on every answer."""
+    text = nginx.TEMPLATE.read_text()
+    for name, value in stamps.SECURITY:
+        header = name.decode().title()
+        quoted = f'"{value.decode()}"' if b" " in value or b"=" in value else value.decode()
+        assert text.count(f"add_header {header} {quoted} always;") == 2, header
+        assert f"proxy_hide_header {header};" in text

@@ -197,7 +197,7 @@ class Gateway:
             await self.app(scope, receive, send)
             return
         # The request line (ensu.logs): one per request, when its answer is complete.
-        line = RequestLine(scope) if logs.access.isEnabledFor(logging.INFO) else None
+        line = RequestLine(scope) if logs.access_enabled() else None
         watched = line.watch(send) if line is not None else send
         try:
             if not scope["path"].startswith(API_PREFIX):

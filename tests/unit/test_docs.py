@@ -15,6 +15,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from ensu import docs
 from ensu.app import create_app
 from ensu.config import Environment, Settings
 
@@ -44,6 +45,10 @@ async def test_the_pages_load_only_the_apps_own_assets(var_dir: Path, page: str)
     html = (await fetch(settings, page))[page]
     assert html.status_code == 200
     assert html.headers["content-type"].startswith("text/html")
+    policy = html.headers["content-security-policy"]
+    assert policy == docs.CSP
+    assert "default-src 'self'" in policy
+    assert "http" not in policy  # no other host is ever allowed
     assert external_urls(html.text) == []
     assets = [url for url in ATTRIBUTE.findall(html.text) if url.startswith("/")]
     assert assets, "the page names no asset: the test would prove nothing"

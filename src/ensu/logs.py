@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import orjson
@@ -35,6 +35,8 @@ ACCESS_LOGGER = "ensu.access"
 #: What ``ensu serve`` gives uvicorn: no logging set-up of its own, no access log.
 UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False}
 LogFormat = Literal["json", "console"]
+#: A call's correlation id and téléservice from its scope (the gateway's keys).
+Describe = Callable[[Scope], tuple[str | None, str | None]]
 
 _PROBLEM = b"application/problem+json"
 #: The request lines' own structlog logger once :func:`configure` ran (None: no lines).
@@ -123,16 +125,21 @@ def _drop_terminal_copies(
 
 
 class RequestLine:
-    """The request line of one call: watches its answer, then :meth:`emit` logs it."""
+    """The request line of one call: watches its answer and writes the line just before
+    the answer's last bytes go to the server (so that a client that has its answer finds
+    the line written), or at the end of the call when no answer was completed."""
 
-    __slots__ = ("code", "scope", "started", "status", "wants_code")
+    __slots__ = ("code", "describe", "scope", "started", "status", "wants_code", "written")
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, describe: Describe) -> None:
         self.scope = scope
+        #: The call's correlation id and téléservice, as the gateway knows them by then.
+        self.describe = describe
         self.started = time.perf_counter()
         self.status = 0
         self.code: str | None = None
         self.wants_code = False
+        self.written = False
 
     def watch(self, send: Send) -> Send:
         async def send_watched(message: Message) -> None:
@@ -145,14 +152,22 @@ class RequestLine:
                         name == b"content-type" and (value == _PROBLEM or b"json" in value)
                         for name, value in headers
                     )
-            elif self.wants_code and kind == "http.response.body":
-                self.wants_code = False
-                self.code = _error_code(message.get("body", b""))
+            elif kind == "http.response.body":
+                if self.wants_code:
+                    self.wants_code = False
+                    self.code = _error_code(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self.emit()
             await send(message)
 
         return send_watched
 
-    def emit(self, *, correlation_id: str | None, teleservice: str | None) -> None:
+    def emit(self) -> None:
+        """Write the line, once."""
+        if self.written:
+            return
+        self.written = True
+        correlation_id, teleservice = self.describe(self.scope)
         client = self.scope.get("client")
         _access.info(
             "request",

@@ -197,7 +197,7 @@ class Gateway:
             await self.app(scope, receive, send)
             return
         # The request line (ensu.logs): one per request, when its answer is complete.
-        line = RequestLine(scope) if logs.access_enabled() else None
+        line = RequestLine(scope, _described) if logs.access_enabled() else None
         watched = line.watch(send) if line is not None else send
         try:
             if not scope["path"].startswith(API_PREFIX):
@@ -206,12 +206,7 @@ class Gateway:
                 await self._api(scope, receive, watched)
         finally:
             if line is not None:
-                attempt: Attempt | None = scope.get(ATTEMPT_KEY)
-                view = attempt.teleservice if attempt is not None else None
-                line.emit(
-                    correlation_id=scope.get(CORRELATION_KEY),
-                    teleservice=view.id_teleservice if view is not None else None,
-                )
+                line.emit()  # no answer completed (a disconnect, an error): still a line
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request under the API prefix: the chain, then the route."""
@@ -328,6 +323,13 @@ class Gateway:
             self._last_shed_log = attempt.now
             logger.warning("overload: calls shed beyond %d in flight", self.in_flight)
         await send_problem(send, error, attempt.correlation_id)
+
+
+def _described(scope: Scope) -> tuple[str | None, str | None]:
+    """The request line's correlation id and téléservice (``ensu.logs``)."""
+    attempt: Attempt | None = scope.get(ATTEMPT_KEY)
+    view = attempt.teleservice if attempt is not None else None
+    return scope.get(CORRELATION_KEY), view.id_teleservice if view is not None else None
 
 
 def _refuse_in_maintenance(watch: MaintenanceWatch, now: float) -> None:

@@ -28,7 +28,8 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
-from ensu import db
+from ensu import db, logs
+from ensu import docs as api_docs
 from ensu.audit.router import router as journal_router
 from ensu.audit.service import Journal
 from ensu.compliance.jobs import Scheduler
@@ -120,6 +121,10 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
             " 920405, avec Allow)."
         ),
         lifespan=lifespan,
+        # The documentation pages with local assets (ensu.docs), off in production.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=api_docs.openapi_url(settings),
         # No OpenTelemetry here: FastAPI would otherwise look for providers on every
         # request (about 10 µs of the hot path).
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -128,6 +133,7 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
     app.include_router(oauth_router)
     app.include_router(documents_router)
     app.include_router(journal_router)
+    api_docs.mount(app, settings=settings)
     app.add_middleware(Gateway, routes=DIRECT_ROUTES)
     app.add_exception_handler(EnsuError, _problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
@@ -173,8 +179,11 @@ async def _start_jobs(
 
 
 def create_served_app() -> FastAPI:
-    """The app of ``ensu serve`` (its uvicorn factory): :func:`create_app` served."""
-    return create_app(served=True)
+    """The app of ``ensu serve`` (its uvicorn factory): :func:`create_app` served, its
+    process's logging set up (:mod:`ensu.logs`; each worker is a process of its own)."""
+    settings = get_settings()
+    logs.configure(log_format=settings.log_format_used)
+    return create_app(settings, served=True)
 
 
 def _correlation_id(request: Request) -> str | None:

@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     #: The usual hours of the calls, Paris time, ``HH-HH`` (a call served outside is an
     #: event); ``00-24``: none is unusual.
     detection_usual_hours: str = Field(default="06-22", pattern=r"^\d{2}-\d{2}$")
+    #: ``/docs``, ``/redoc`` and ``/openapi.json`` (assets served locally, ``ensu.docs``);
+    #: None: on in the sandbox, off in production.
+    api_docs: bool | None = None
+    #: The server's log lines (``ensu.logs``): ``json`` or ``console``; None: JSON in
+    #: production, readable lines elsewhere.
+    log_format: Literal["json", "console"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -287,6 +293,18 @@ class Settings(BaseSettings):
     @property
     def audience(self) -> str:
         return f"{self.issuer}/ensudocuments/v1"
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        if self.api_docs is None:
+            return self.environment is not Environment.PRODUCTION
+        return self.api_docs
+
+    @property
+    def log_format_used(self) -> Literal["json", "console"]:
+        if self.log_format is None:
+            return "json" if self.environment is Environment.PRODUCTION else "console"
+        return self.log_format
 
     @property
     def is_sqlite(self) -> bool:

@@ -8,9 +8,9 @@ the secret key and the journal's signing key. nginx, rendered from the project's
 template, spreads the calls over both (round robin); the client is a consumer
 presenting its certificate to nginx (mutual TLS).
 
-Which instance answered a call is read from each instance's own access log: every
-listing call carries a unique ``referenceDemande`` (a parameter of the contract that
-changes nothing else), and the log of exactly one instance names it. The checks:
+Which instance answered a call is read from each instance's own log (JSON lines,
+``ensu.logs``): every call carries a unique ``X-Correlation-ID``, and the request lines of
+exactly one instance name it, with the status the client received. The checks:
 
 1. consecutive calls through nginx alternate between the instances, and a token issued
    by one is accepted by the other (R-GW-4);
@@ -128,9 +128,18 @@ PUBLIC_URL = "https://api.ensu.test"
 PREFIX = "/ensudocuments/v1"
 ETAT_SANTE = f"{PREFIX}/etatSante"
 LIST = f"{PREFIX}/documents"
-#: The access log line of uvicorn: ``INFO:  127.0.0.1:1234 - "GET /path?query HTTP/1.1" 200``.
-ACCESS_LINE = re.compile(r' - "(?P<method>[A-Z]+) (?P<target>\S+) HTTP/[0-9.]+" (?P<status>\d{3})')
-REFERENCE = re.compile(r"[?&]referenceDemande=(ref-[0-9]+)(?:&|$)")
+#: An instance's request line (ensu.logs, JSON): one per request it answered.
+ACCESS_LOGGER = "ensu.access"
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What an instance's request line says of one request."""
+
+    method: str
+    path: str
+    status: int
+    correlation_id: str | None
 
 
 # -- the cluster -----------------------------------------------------------------------
@@ -164,7 +173,7 @@ class Instance:
     def spawn(self) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        env = self.env | {"ENSU_VAR_DIR": str(self.var_dir)}
+        env = self.env | {"ENSU_VAR_DIR": str(self.var_dir), "ENSU_LOG_FORMAT": "json"}
         self.process = spawn_serve(["--port", str(self.port)], env=env, cwd=self.root, log=self.log)
 
     def wait_ready(self) -> bool:
@@ -193,13 +202,19 @@ class Instance:
             return
         kill_group(self.process, timeout=STOP_TIMEOUT)
 
-    def requests(self) -> list[tuple[str, str, int]]:
-        """Method, target and status of every request it answered (its access log)."""
+    def requests(self) -> list[Answered]:
+        """Every request it answered, from its request lines (ensu.logs)."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return [
-            (match["method"], match["target"], int(match["status"]))
-            for match in ACCESS_LINE.finditer(text)
-        ]
+        answered = []
+        for raw in text.splitlines():
+            if not raw.startswith("{"):
+                continue  # the banner, printed before logging is set up
+            line = json.loads(raw)
+            if line.get("logger") == ACCESS_LOGGER and line["event"] == "request":
+                answered.append(
+                    Answered(line["method"], line["path"], line["status"], line["correlation_id"])
+                )
+        return answered
 
 
 def start(instances: Sequence[Instance]) -> None:
@@ -303,19 +318,20 @@ class Cluster:
         return call
 
     def served(self, calls: Sequence[Call]) -> list[str]:
-        """The instance that answered each call (by its access log), in order."""
+        """The instance that answered each call (by its request lines), in order."""
         where: dict[str, list[tuple[str, int]]] = {}
         for instance in self.instances:
-            for _, target, status in instance.requests():
-                match = REFERENCE.search(target)
-                if match:
-                    where.setdefault(match[1], []).append((instance.name, status))
+            for answered in instance.requests():
+                if answered.correlation_id:
+                    where.setdefault(answered.correlation_id, []).append(
+                        (instance.name, answered.status)
+                    )
         names = []
         for call in calls:
-            found = where.get(call.reference or "", [])
-            assert len(found) == 1, f"{call.reference} was answered by {found}, not by one"
+            found = where.get(call.correlation_id, [])
+            assert len(found) == 1, f"{call.correlation_id} was answered by {found}, not by one"
             name, status = found[0]
-            assert status == call.status, (call.reference, name, status, call.status)
+            assert status == call.status, (call.correlation_id, name, status, call.status)
             names.append(name)
         return names
 
@@ -324,8 +340,8 @@ class Cluster:
         return [
             instance.name
             for instance in self.instances
-            for verb, target, _ in instance.requests()
-            if verb == method and target.split("?")[0] == path
+            for answered in instance.requests()
+            if (answered.method, answered.path) == (method, path)
         ]
 
     def cli(self, *arguments: str, var_dir: Path | None = None) -> subprocess.Popen[bytes]:

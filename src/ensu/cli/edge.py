@@ -62,6 +62,14 @@ def nginx_config(  # noqa: PLR0917 - typer options, passed by name by the CLI
         names = ", ".join(str(path) for path in missing)
         typer.secho(f"Error: no server certificate or client CA ({names})", fg="red", err=True)
         raise typer.Exit(1)
+    if not layout.crl.is_file():  # R-GW-1: nginx's ssl_crl, never left out
+        typer.secho(
+            f"Error: no CRL {layout.crl}: put the CA's CRL there (`ensu pki init` writes"
+            " the development CA's)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1)
     site = nginx.NginxSite(
         prefix=prefix.resolve(),
         listen=listen or f"{settings.listen_host}:{settings.listen_port}",

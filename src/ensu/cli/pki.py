@@ -86,6 +86,28 @@ def issue(
 
 
 @app.command()
+def revoke(
+    name: str = typer.Argument(..., help="The consumer whose certificate NAME.pem is revoked."),
+) -> None:
+    """Revoke a consumer certificate: add it to the development CA's CRL (crl.pem)."""
+    directory = _development_directory()
+    try:
+        serial = service.revoke(directory=directory, name=name)
+    except PkiError as error:
+        _fail(str(error))
+    if serial is None:
+        console.print(f"{name} is revoked already ({directory / 'crl.pem'}).", highlight=False)
+        return
+    console.print(
+        f"Revoked {name} (serial {serial:#x}) in {directory / 'crl.pem'}.", highlight=False
+    )
+    console.print(
+        "`ensu serve` refuses it from its next call (401 910001); nginx after `nginx -s reload`.",
+        highlight=False,
+    )
+
+
+@app.command()
 def show() -> None:
     """Subjects, SHA-256 thumbprints (x5t#S256 and hex) and expiry of every certificate."""
     directory = get_settings().pki_dir_path
@@ -96,13 +118,14 @@ def show() -> None:
     for column in ("file", "role", "subject", "x5t#S256 / SHA-256 (hex)", "expires"):
         table.add_column(column, overflow="fold")
     now = dt.datetime.now(dt.UTC)
+    revoked = service.revoked_serials(directory=directory)
     for info in infos:
         table.add_row(
             info.path.name,
             info.role,
             info.subject,
             f"{info.thumbprint_s256}\n{info.sha256_hex}",
-            _expiry(info.not_after, now=now),
+            "[red]revoked[/red]" if info.serial in revoked else _expiry(info.not_after, now=now),
         )
     console.print(table)
 

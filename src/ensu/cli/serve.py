@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from uvicorn._compat import asyncio_run
 from uvicorn.server import HANDLED_SIGNALS
 
+from ensu import logs
 from ensu.cli.staff import PORTAL_FACTORY, portal_options
 from ensu.config import Settings, TLSMode, get_settings, is_loopback
 from ensu.edge import uvicorn_tls
@@ -66,6 +67,7 @@ def server_options(
         "server_header": False,  # no product banner (R-GW-6: no internals)
         "date_header": False,  # the app sends Date itself (ensu.gateway.stamps): one only
         "ws": "none",  # the API has no WebSocket: refuse upgrades outright
+        **logs.UVICORN_OPTIONS,  # ensu.logs: one set-up, the app's request line
     }
     if settings.tls_mode is TLSMode.PROXY:
         return common | _proxy_options(settings=settings, host=host, port=port)
@@ -122,6 +124,7 @@ def serve(
         typer.secho(f"Error: {_message(error)}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from error
     typer.echo(_banner(settings=settings, options=options))
+    logs.configure(log_format=settings.log_format_used)
     if port is not None and settings.tls_mode is TLSMode.DIRECT and not settings.probe_url:
         # The probe calls the port actually served (the workers read the environment).
         os.environ["ENSU_PROBE_URL"] = probe_url(settings.model_copy(update={"listen_port": port}))

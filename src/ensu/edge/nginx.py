@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ensu.edge import tls
 from ensu.pki.service import PkiLayout
 
 #: nginx's own default worker user (``nogroup`` is Debian's name for the group).
@@ -54,6 +55,8 @@ def render(site: NginxSite, *, template: Path = TEMPLATE) -> str:
         "SERVER_CERT": str(site.pki.server_cert),
         "SERVER_KEY": str(site.pki.server_key),
         "CLIENT_CA": str(site.pki.ca_cert),
+        "CLIENT_CRL": str(site.pki.crl),
+        "TLS_CIPHERS": tls.cipher_string(),
         "BLOB_DIR": str(site.blob_dir),
         "USER": site.user or owner_of(site.blob_dir),
     }

@@ -41,12 +41,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttpToolsCycle
 
 from ensu.bounds import OVERSIZE_KEY, HeadLimits
+from ensu.edge import tls
 
 #: The uvicorn minor version whose protocol internals these subclasses were written for.
 SUPPORTED_UVICORN = "0.54"
 #: ``SSLObject.version()`` to the TLS protocol number (RFC 5246, RFC 8446).
 TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-MINIMUM_TLS = ssl.TLSVersion.TLSv1_2
 
 TLSExtension = dict[object, object]
 
@@ -83,10 +83,10 @@ def tls_extension(*, ssl_object: ssl.SSLObject, server_cert: str | None) -> TLSE
 def minimum_tls12_context(
     config: Config, default_factory: Callable[[], ssl.SSLContext]
 ) -> ssl.SSLContext:
-    """uvicorn's ``ssl_context_factory``: its context, TLS 1.2 at least (CONTRACT: Transport)."""
-    context = default_factory()
-    context.minimum_version = MINIMUM_TLS
-    return context
+    """uvicorn's ``ssl_context_factory``: its context restricted to the edges' TLS profile
+    (TLS 1.2+, ECDHE AEAD suites; CONTRACT: Transport) and checking the CRL beside the CA
+    when there is one (R-GW-1; :mod:`ensu.edge.tls`)."""
+    return tls.apply_profile(default_factory(), crl=tls.crl_beside(config.ssl_ca_certs))
 
 
 @lru_cache(maxsize=1024)

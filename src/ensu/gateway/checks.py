@@ -41,6 +41,8 @@ class Authority(Protocol):
 
     async def is_revoked(self, jwt_id: str) -> bool: ...
 
+    def certificate_revoked(self, certificate: ClientCertificate, now: float) -> bool: ...
+
     @property
     def quota_counter(self) -> QuotaCounter: ...
 
@@ -73,7 +75,8 @@ class Check(Protocol):
 
 
 class CertificateCheck:
-    """R-GW-1: a verified client certificate, in date, registered for a téléservice."""
+    """R-GW-1: a verified client certificate, in date, not revoked (the CA's CRL, reloaded
+    on change: :class:`ensu.certificates.RevocationList`), registered for a téléservice."""
 
     name = "certificate"
 
@@ -83,6 +86,8 @@ class CertificateCheck:
             raise CertificateInvalid(reason="certificate_absent")
         if certificate.not_valid_after < attempt.now:
             raise CertificateInvalid(reason="certificate_expired")
+        if attempt.authority.certificate_revoked(certificate, attempt.now):
+            raise CertificateInvalid(reason="certificate_revoked")
         candidates = await attempt.authority.teleservices_for(certificate.thumbprint)
         if not candidates:
             raise CertificateInvalid(reason="certificate_not_registered")

@@ -25,11 +25,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ensu import clock
+from ensu import clock, logs
 from ensu.audit.records import CallRecord, Decision
 from ensu.audit.service import Journal
 from ensu.bounds import head_refusal
-from ensu.certificates import client_ip, parse_address, presented_certificate
+from ensu.certificates import (
+    CRL_NAME,
+    ClientCertificate,
+    RevocationList,
+    client_ip,
+    parse_address,
+    presented_certificate,
+)
 from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.perimeter import Perimeter
@@ -54,7 +61,8 @@ from ensu.gateway.quota import counter as quota
 from ensu.gateway.quota.backends import make_counter
 from ensu.gateway.quota.counter import QuotaCounter, ratelimit_headers
 from ensu.gateway.revocations import RevocationWatch
-from ensu.gateway.stamps import CORRELATION_ID, Stamps, has_ratelimit
+from ensu.gateway.stamps import CORRELATION_ID, NO_STORE, SECURITY, Stamps, missing_fields
+from ensu.logs import RequestLine
 from ensu.oauth import tokens
 from ensu.oauth.keys import KeyRing
 from ensu.operations import metrics
@@ -65,6 +73,8 @@ from ensu.operations.maintenance import MaintenanceWatch
 logger = logging.getLogger("ensu.gateway")
 
 API_PREFIX = "/ensudocuments/v1"
+#: The scope key of the call's :class:`Attempt` (the request line reads its téléservice).
+ATTEMPT_KEY = "ensu.attempt"
 #: Served without the chain (health, CONTRACT.md); the correlation id is still echoed.
 OPEN_PATHS = frozenset({f"{API_PREFIX}/etatSante"})
 VIEW_TTL_SECONDS = 1.0
@@ -88,6 +98,7 @@ class StoreAuthority:
         )
         self.claims: dict[str, tokens.AccessClaims] = {}
         self.revocations = RevocationWatch(sessionmaker)
+        self.crl = RevocationList(settings.pki_dir_path / CRL_NAME)
         self.quota_counter: QuotaCounter = make_counter(settings)
 
     async def start(self) -> None:
@@ -147,6 +158,10 @@ class StoreAuthority:
         # a set that cannot be refreshed refuses every token (503 930004).
         return self.revocations.is_revoked(jwt_id)
 
+    def certificate_revoked(self, certificate: ClientCertificate, now: float) -> bool:
+        """R-GW-1: in the CA's CRL, as the file is now (checked every half second)."""
+        return self.crl.is_revoked(certificate, now)
+
     def forget(self) -> None:
         """Drop every cached view and claim (after a change made in this process)."""
         self.views.clear()
@@ -190,14 +205,22 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-        elif not scope["path"].startswith(API_PREFIX):
-            refusal = head_refusal(scope, scope["app"].state.settings.head_limits)
-            if refusal is not None:  # outside the prefix nothing is journaled
-                await send_problem(self._dated(send), refusal, None)
-                return
-            await self.app(scope, receive, self._dated(send))
-        else:
-            await self._api(scope, receive, send)
+            return
+        # The request line (ensu.logs): one per request, when its answer is complete.
+        line = RequestLine(scope, _described) if logs.access_enabled() else None
+        watched = line.watch(send) if line is not None else send
+        try:
+            if not scope["path"].startswith(API_PREFIX):
+                refusal = head_refusal(scope, scope["app"].state.settings.head_limits)
+                if refusal is not None:  # outside the prefix nothing is journaled
+                    await send_problem(self._dated(watched), refusal, None)
+                    return
+                await self.app(scope, receive, self._dated(watched))
+            else:
+                await self._api(scope, receive, watched)
+        finally:
+            if line is not None:
+                line.emit()  # no answer completed (a disconnect, an error): still a line
 
     async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request under the API prefix: the chain, then the route."""
@@ -225,6 +248,7 @@ class Gateway:
             correlation_id=correlation_id,
             correlation_id_valid=sent is not None,
         )
+        scope[ATTEMPT_KEY] = attempt  # for the request line: the téléservice, once known
         try:
             journal.ensure_serving()
         except EnsuError as error:  # integrity stop or store down: nothing is served
@@ -266,29 +290,33 @@ class Gateway:
             self.in_flight -= 1
 
     def _dated(self, send: Send) -> Send:
-        """``Date`` on an answer outside the API prefix (RFC 9110 §6.6.1)."""
+        """``Date`` (RFC 9110 §6.6.1) and the security headers on an answer outside the
+        API prefix."""
 
         async def send_dated(message: Message) -> None:
             if message["type"] == "http.response.start":
                 date = self.stamps.date(clock.time())
-                message["headers"] = [*message.get("headers", ()), date]
+                message["headers"] = [*message.get("headers", ()), date, *SECURITY]
             await send(message)
 
         return send_dated
 
     def _stamped(self, send: Send, correlation_id: str, settings: Settings) -> Send:
         """The headers of every answer under the prefix (:mod:`ensu.gateway.stamps`):
-        the correlation id, ``Date``, and the default ``RateLimit-*`` fields when the
-        answer has none of its own (the téléservice not known)."""
+        the correlation id, ``Date``, the security headers, ``Cache-Control: no-store``
+        and the default ``RateLimit-*`` fields when the answer has none of its own."""
         echoed = (CORRELATION_ID, correlation_id.encode("ascii"))
         stamps = self.stamps
 
         async def send_stamped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 now = clock.time()
-                headers = [*message.get("headers", ()), echoed, stamps.date(now)]
-                if not has_ratelimit(headers):
+                headers = [*message.get("headers", ()), echoed, stamps.date(now), *SECURITY]
+                no_ratelimit, no_cache_control = missing_fields(headers)
+                if no_ratelimit:
                     headers += stamps.default_window(settings.environment, now)
+                if no_cache_control:
+                    headers.append(NO_STORE)
                 message["headers"] = headers
             await send(message)
 
@@ -331,6 +359,13 @@ def _refuse_out_of_bounds(attempt: Attempt) -> None:
     address = parse_address(raw) if raw else None
     attempt.ip = str(address) if address is not None else None
     raise refusal
+
+
+def _described(scope: Scope) -> tuple[str | None, str | None]:
+    """The request line's correlation id and téléservice (``ensu.logs``)."""
+    attempt: Attempt | None = scope.get(ATTEMPT_KEY)
+    view = attempt.teleservice if attempt is not None else None
+    return scope.get(CORRELATION_KEY), view.id_teleservice if view is not None else None
 
 
 def _refuse_in_maintenance(watch: MaintenanceWatch, now: float) -> None:

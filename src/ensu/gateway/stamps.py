@@ -17,6 +17,15 @@ R-Q-1): ``X-Correlation-ID``, ``Date`` and ``RateLimit-Limit``, ``-Remaining``,
   ``RateLimit-Remaining`` that same number (nothing is counted for such a caller),
   ``RateLimit-Reset`` the seconds to the end of the current one-minute window.
 
+Security headers, pre-encoded here (no middleware, nothing computed per call):
+
+- every answer of the app, under the prefix or not: ``Strict-Transport-Security``
+  (RFC 6797: the API is only ever reached over TLS) and ``X-Content-Type-Options:
+  nosniff``;
+- every answer under the prefix: ``Cache-Control: no-store`` unless the answer set its
+  own (the PDFs' ``private, no-store``): metadata, lists, PDFs and refusals are never
+  kept by a cache (``/token`` sets its own, RFC 6749 §5.1).
+
 It is the hot path (ARCHITECTURE.md): the values that change once a second (``Date``,
 the default fields) are encoded once a second, the others once.
 """
@@ -34,6 +43,14 @@ Header = tuple[bytes, bytes]
 DATE = b"date"
 CORRELATION_ID = b"x-correlation-id"
 RATELIMIT_LIMIT = b"ratelimit-limit"
+CACHE_CONTROL = b"cache-control"
+#: On every answer of the app (RFC 6797 §6.1: one year; no subdomain is ours to bind).
+SECURITY: tuple[Header, ...] = (
+    (b"strict-transport-security", b"max-age=31536000"),
+    (b"x-content-type-options", b"nosniff"),
+)
+#: On every answer under the API prefix that does not set its own.
+NO_STORE: Header = (CACHE_CONTROL, b"no-store")
 
 
 class Stamps:
@@ -73,8 +90,15 @@ class Stamps:
         return self.empty_window(DEFAULT_QUOTAS[environment], now)
 
 
-def has_ratelimit(headers: list[Header]) -> bool:
-    return any(name == RATELIMIT_LIMIT for name, _ in headers)
+def missing_fields(headers: list[Header]) -> tuple[bool, bool]:
+    """Whether ``headers`` lack ``RateLimit-Limit`` and ``Cache-Control``, in one pass."""
+    ratelimit = cache = True
+    for name, _ in headers:
+        if name == RATELIMIT_LIMIT:
+            ratelimit = False
+        elif name == CACHE_CONTROL:
+            cache = False
+    return ratelimit, cache
 
 
 def _described(description: str, **schema: Any) -> dict[str, Any]:
@@ -99,4 +123,7 @@ OPENAPI_HEADERS: dict[str, dict[str, Any]] = {
     "RateLimit-Reset": _described(
         "Secondes avant la fin de la minute en cours", pattern=r"^[0-9]+$"
     ),
+    "Cache-Control": _described("no-store (private, no-store pour un PDF) : jamais en cache"),
+    "Strict-Transport-Security": _described("HSTS (RFC 6797) : max-age=31536000"),
+    "X-Content-Type-Options": _described("nosniff"),
 }

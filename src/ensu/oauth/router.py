@@ -27,6 +27,7 @@ from ensu.db import store_failures
 from ensu.errors import ServiceCut
 from ensu.oauth import service
 from ensu.oauth.errors import (
+    InvalidClient,
     InvalidRequest,
     OAuthError,
     RequestTooLarge,
@@ -169,6 +170,7 @@ async def _handled(request: Request, endpoint: str, handler: Handler) -> Respons
     form: dict[str, str] = {}
     try:
         _check(_throttle(request).check_ip(peer or "?"))
+        _refuse_revoked(request, certificate)
         form = await _read_form(request)
         _check(_throttle(request).check_client(form.get("client_id", "")))
         async with sessionmaker() as session, session.begin():
@@ -186,6 +188,15 @@ async def _handled(request: Request, endpoint: str, handler: Handler) -> Respons
                 peer=peer,
             )
         return _error(error)
+
+
+def _refuse_revoked(request: Request, certificate: ClientCertificate | None) -> None:
+    """R-GW-1: no token for a certificate in the CA's CRL (reloaded on change), even when
+    the edge that let it through read an older CRL."""
+    if certificate is not None and request.app.state.authority.certificate_revoked(
+        certificate, clock.time()
+    ):
+        raise InvalidClient("Authentification du client refusée.", reason="certificate_revoked")
 
 
 def _check(retry_after: int) -> None:

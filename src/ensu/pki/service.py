@@ -10,6 +10,11 @@
     consumer-a.pem, consumer-a.key    two consumers of fictive organisations (clientAuth,
     consumer-b.pem, consumer-b.key    1 year, URI SAN urn:ensu:consommateur:NAME);
                                       ``issue_client`` adds more, same naming
+    crl.pem                           the CA's certificate revocation list (R-GW-1):
+                                      empty at first, ``revoke`` adds a consumer
+
+Both edges check the CRL (``ensu.edge.tls``): uvicorn's handshake and nginx's
+``ssl_crl`` read it when they start, the app at every call (reloaded on change).
 
 Keys are written with mode 0600 in a 0700 directory. Nothing here is meant for
 production: a real deployment uses certificates from a qualified CA.
@@ -17,6 +22,7 @@ production: a real deployment uses certificates from a qualified CA.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
@@ -33,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ensu import development
-from ensu.certificates import thumbprint_s256
+from ensu.certificates import CRL_NAME, thumbprint_s256
 from ensu.development import CA_ORGANISATION
 
 SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -53,7 +59,7 @@ MARKER_TEXT = (
     "Its keys are not secret enough for production: ENSU refuses to start in production\n"
     "while this file exists.\n"
 )
-RESERVED_NAMES = frozenset({"ca", "server"})
+RESERVED_NAMES = frozenset({"ca", "server", "crl"})
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
@@ -78,6 +84,10 @@ class PkiLayout:
     @property
     def ca_key(self) -> Path:
         return self.directory / "ca.key"
+
+    @property
+    def crl(self) -> Path:
+        return self.directory / CRL_NAME
 
     @property
     def server_cert(self) -> Path:
@@ -122,6 +132,7 @@ class CertificateInfo:
     thumbprint_s256: str
     sha256_hex: str
     path: Path
+    serial: int = 0
 
 
 def consumer_uri(*, name: str) -> str:
@@ -151,6 +162,8 @@ def init(
     layout = PkiLayout(directory)
     missing = [path for path in layout.default_files() if not path.exists()]
     if not missing and not force:
+        if not layout.crl.exists():  # a PKI made before the CRL existed
+            _write_crl(layout, revoked={}, now=now or dt.datetime.now(dt.UTC))
         return False
     if len(missing) < len(layout.default_files()) and not force:
         names = ", ".join(path.name for path in missing)
@@ -171,6 +184,7 @@ def init(
         server=True,
     )
     _write_pair(layout.server_cert, layout.server_key, cert=server_cert, key=server_key)
+    _write_crl(layout, revoked={}, now=moment)
     for name, organisation in {**DEFAULT_CONSUMERS, **extras}.items():
         issue_client(
             directory=directory, name=name, organisation=organisation, force=True, now=moment
@@ -240,6 +254,65 @@ def _ca_key(layout: PkiLayout) -> ec.EllipticCurvePrivateKey:
     return ca_key
 
 
+def revoke(*, directory: Path, name: str, now: dt.datetime | None = None) -> int | None:
+    """Add consumer ``name``'s certificate to the CA's CRL (R-GW-1); its serial number,
+    or ``None`` when it was revoked already (the CRL is then left as it was).
+
+    The CRL is signed again with the next ``cRLNumber`` and written atomically; its
+    ``nextUpdate`` is the CA's expiry, as nothing republishes a development CRL (OpenSSL,
+    hence uvicorn and nginx, refuses every certificate once a CRL is past it).
+    """
+    layout = PkiLayout(directory)
+    path = layout.client_cert(name)
+    if name in RESERVED_NAMES or not path.is_file():
+        raise PkiError(f"no consumer certificate {path}: `ensu pki show` lists them")
+    serial = load_certificate(path=path).serial_number
+    revoked = revoked_serials(directory=directory)
+    if serial in revoked:
+        return None
+    moment = now or dt.datetime.now(dt.UTC)
+    _write_crl(layout, revoked={**revoked, serial: moment}, now=moment)
+    return serial
+
+
+def revoked_serials(*, directory: Path) -> dict[int, dt.datetime]:
+    """The serial numbers in the CA's CRL, with their revocation dates (none: empty)."""
+    layout = PkiLayout(directory)
+    if not layout.crl.is_file():
+        return {}
+    crl = x509.load_pem_x509_crl(layout.crl.read_bytes())
+    return {entry.serial_number: entry.revocation_date_utc for entry in crl}
+
+
+def _write_crl(layout: PkiLayout, *, revoked: dict[int, dt.datetime], now: dt.datetime) -> None:
+    """Sign and write the CA's CRL listing ``revoked`` (RFC 5280 §5)."""
+    ca_key = serialization.load_pem_private_key(layout.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{layout.ca_key} is not an ECDSA key")
+    ca_cert = load_certificate(path=layout.ca_cert)
+    number = 0
+    if layout.crl.is_file():
+        previous = x509.load_pem_x509_crl(layout.crl.read_bytes())
+        with contextlib.suppress(x509.ExtensionNotFound):
+            number = previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - BACKDATE)
+        .next_update(ca_cert.not_valid_after_utc)
+        .add_extension(x509.CRLNumber(number + 1), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+        )
+    )
+    for serial, when in sorted(revoked.items()):
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+        builder = builder.add_revoked_certificate(entry.build())
+    crl = builder.sign(ca_key, hashes.SHA256())
+    _write(layout.crl, crl.public_bytes(serialization.Encoding.PEM), mode=0o644)
+
+
 def describe(*, directory: Path) -> list[CertificateInfo]:
     """The CA, the server and every consumer certificate in ``directory``."""
     layout = PkiLayout(directory)
@@ -267,6 +340,7 @@ def _info(name: str, role: str, path: Path) -> CertificateInfo:
         thumbprint_s256=thumbprint_s256(der),
         sha256_hex=hashlib.sha256(der).hexdigest(),
         path=path,
+        serial=cert.serial_number,
     )
 
 

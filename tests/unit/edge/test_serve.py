@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
+from ensu import logs
 from ensu.bounds import HeadLimits
 from ensu.cli import app as cli
 from ensu.cli import serve
@@ -113,12 +114,18 @@ def test_cli_runs_the_app_factory_with_the_shared_options(
     pki.init(directory=environment / "pki")
     calls: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    # ensu.logs: the set-up of a real server's process, recorded (here it would take
+    # over this test process's logging and stream).
+    formats: list[str] = []
+    monkeypatch.setattr(logs, "configure", lambda *, log_format: formats.append(log_format))
     monkeypatch.setenv("ENSU_PROBE_URL", "")  # restored (unset) after the test
     monkeypatch.delenv("ENSU_PROBE_URL")
     result = CliRunner().invoke(cli, ["serve", "--port", "9443", "--workers", "2"])
     assert result.exit_code == 0, result.output
     expected = serve.server_options(settings=get_settings(), port=9443, workers=2)
     assert calls == [("ensu.app:create_served_app", {"factory": True, **expected})]
+    assert formats == ["console"]  # the sandbox's readable lines
+    assert (expected["log_config"], expected["access_log"]) == (None, False)
     # The workers' availability probe calls the port actually served.
     assert os.environ["ENSU_PROBE_URL"] == "https://127.0.0.1:9443"
     curl = f"--cert {environment / 'pki' / 'consumer-a.pem'}"

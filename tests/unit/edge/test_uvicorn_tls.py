@@ -19,7 +19,7 @@ import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ensu.edge import uvicorn_tls
+from ensu.edge import tls, uvicorn_tls
 from ensu.edge.testing import serving
 from ensu.pki import service as pki
 from ensu.pki.service import PkiLayout
@@ -235,3 +235,20 @@ def test_client_subject_is_rfc4514(layout: PkiLayout) -> None:
     assert name == "CN=consumer-b,O=Éditeur Logiciel Fictif B,C=FR"
     assert name == certificate.subject.rfc4514_string()
     assert chain == [layout.client_cert("consumer-b").read_text()]
+
+
+def test_server_context_offers_the_edges_profile_and_checks_the_crl(layout: PkiLayout) -> None:
+    """RFC 9325 / FAPI 2.0 (ensu.edge.tls): ECDHE AEAD suites in TLS 1.2, and the CRL
+    beside the CA checked on the leaf (R-GW-1)."""
+    config = uvicorn.Config("ensu.app:create_app", ssl_ca_certs=str(layout.ca_cert))
+
+    def default() -> ssl.SSLContext:
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+
+    context = uvicorn_tls.minimum_tls12_context(config, default)
+    offered = {c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"}
+    assert offered == set(tls.TLS12_CIPHERS)
+    assert context.verify_flags & ssl.VERIFY_CRL_CHECK_LEAF
+    layout.crl.unlink()  # no CRL: no CRL check (OpenSSL would refuse every leaf)
+    without = uvicorn_tls.minimum_tls12_context(config, default)
+    assert not without.verify_flags & ssl.VERIFY_CRL_CHECK_LEAF

@@ -93,3 +93,22 @@ def test_production_gets_no_development_pki(pki_dir: Path, monkeypatch: pytest.M
     assert result.exit_code == 1
     assert "not for production" in result.output
     assert not pki_dir.exists()
+
+
+def test_revoke_lists_the_consumer_in_the_crl_and_show_flags_it(pki_dir: Path) -> None:
+    """R-GW-1: ``ensu pki revoke NAME`` and ``ensu pki show`` as a user runs them."""
+    assert runner.invoke(app, ["pki", "init"]).exit_code == 0
+    result = runner.invoke(app, ["pki", "revoke", "consumer-b"])
+    assert result.exit_code == 0, result.output
+    serial = service.load_certificate(path=pki_dir / "consumer-b.pem").serial_number
+    assert f"Revoked consumer-b (serial {serial:#x})" in result.output
+    assert set(service.revoked_serials(directory=pki_dir)) == {serial}
+    again = runner.invoke(app, ["pki", "revoke", "consumer-b"])
+    assert (again.exit_code, "revoked already" in again.output) == (0, True)
+    shown = runner.invoke(app, ["pki", "show"]).output
+    rows = {line.split("│")[1].strip(): line for line in shown.splitlines() if ".pem" in line}
+    assert "revoked" in rows["consumer-b.pem"]
+    assert "revoked" not in rows["consumer-a.pem"]
+    unknown = runner.invoke(app, ["pki", "revoke", "nobody"])
+    assert unknown.exit_code == 1
+    assert "no consumer certificate" in unknown.output

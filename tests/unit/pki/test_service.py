@@ -33,6 +33,7 @@ FILES = {
     "consumer-a.key",
     "consumer-b.pem",
     "consumer-b.key",
+    "crl.pem",
 }
 
 
@@ -246,3 +247,46 @@ def test_sign_csr_certifies_the_applicant_s_key_for_client_auth(pki_dir: Path) -
     assert not (pki_dir / "demande-7.pem").exists()
     with pytest.raises(PkiError, match="no development CA"):
         service.sign_csr(directory=pki_dir.parent / "empty", csr=csr, name="x1", organisation="R")
+
+
+def crl(directory: Path) -> x509.CertificateRevocationList:
+    return x509.load_pem_x509_crl((directory / "crl.pem").read_bytes())
+
+
+def test_init_writes_an_empty_crl_signed_by_the_ca(pki_dir: Path) -> None:
+    """R-GW-1: nginx's ssl_crl and the handshake need a CRL from the start; valid until
+    the CA expires (nothing republishes a development CRL)."""
+    revocations = crl(pki_dir)
+    ca = cert(pki_dir, "ca")
+    assert len(revocations) == 0
+    assert revocations.issuer == ca.subject
+    assert revocations.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
+    assert revocations.next_update_utc == ca.not_valid_after_utc
+
+
+def test_revoke_adds_the_serial_and_bumps_the_crl_number(pki_dir: Path) -> None:
+    before = crl(pki_dir).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    serial = service.revoke(directory=pki_dir, name="consumer-b", now=NOW)
+    assert serial == cert(pki_dir, "consumer-b").serial_number
+    after = crl(pki_dir)
+    assert [entry.serial_number for entry in after] == [serial]
+    assert after.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == before + 1
+    assert after.is_signature_valid(cert(pki_dir, "ca").public_key())  # type: ignore[arg-type]
+    assert service.revoked_serials(directory=pki_dir) == {serial: NOW.replace(microsecond=0)}
+    assert service.revoke(directory=pki_dir, name="consumer-b") is None  # once only
+    assert len(crl(pki_dir)) == 1
+    other = service.revoke(directory=pki_dir, name="consumer-a")
+    assert {entry.serial_number for entry in crl(pki_dir)} == {serial, other}
+
+
+@pytest.mark.parametrize("name", ["ca", "server", "crl", "nobody"])
+def test_revoke_names_a_consumer_certificate(pki_dir: Path, name: str) -> None:
+    with pytest.raises(PkiError, match="no consumer certificate"):
+        service.revoke(directory=pki_dir, name=name)
+
+
+def test_init_adds_the_crl_to_a_pki_made_without_one(pki_dir: Path) -> None:
+    (pki_dir / "crl.pem").unlink()
+    assert service.init(directory=pki_dir) is False
+    assert len(crl(pki_dir)) == 0
+    assert set(PkiLayout(pki_dir).client_names()) == set(service.DEFAULT_CONSUMERS)

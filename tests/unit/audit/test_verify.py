@@ -393,7 +393,7 @@ async def test_a_record_that_is_not_bytes_or_not_canonical(
 
 
 async def test_a_checkpoint_after_every_leaf(
-    journal_store: JournalStore, signer: NoteSigner
+    journal_store: JournalStore, signer: NoteSigner, tamper: Tamper
 ) -> None:
     """Consecutive checkpoints one leaf apart, the first of size 1: each is consistent
     with the one before, each names it (RFC 9162 §2.1.4)."""
@@ -406,6 +406,19 @@ async def test_a_checkpoint_after_every_leaf(
     result = await verify(journal_store, signer.verifier, chunk=2)
     assert result.ok, result.problem
     assert (result.size, result.checkpoints) == (5, 5)
+    tamper("DELETE FROM journal_leaves WHERE leaf_index = 4")
+    cut = await verify(journal_store, signer.verifier, chunk=2)
+    assert cut.problem is not None
+    assert (cut.problem.code, cut.problem.index, cut.checkpoints) == ("truncated", 4, 4)
+
+
+async def test_checkpoints_at_the_chunk_boundaries_are_verified_once(
+    writer: JournalWriter, signer: NoteSigner
+) -> None:
+    await fill(writer, 300)
+    result = await verify(writer.store, signer.verifier, chunk=100)
+    assert result.ok, result.problem
+    assert (result.size, result.checkpoints) == (300, 3)
 
 
 async def test_progress_is_reported_after_each_chunk(

@@ -257,6 +257,7 @@ def test_non_finite_constants_are_not_json() -> None:
     [
         ({"typ": "at+jwt", "alg": "ES256"}, "unknown_kid"),
         ({"typ": "at+jwt", "alg": "ES256", "kid": 1}, "unknown_kid"),
+        ({"typ": "at+jwt", "alg": "ES256", "kid": [KEY.kid]}, "unknown_kid"),  # unhashable
         ({"typ": "at+jwt", "alg": "ES256", "kid": "other"}, "unknown_kid"),
         ({"typ": "at+jwt", "alg": "HS256", "kid": KEY.kid}, "alg_not_allowed"),
         ({"typ": "at+jwt", "kid": KEY.kid}, "alg_not_allowed"),

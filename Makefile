@@ -52,8 +52,12 @@ bench: setup ## benchmarks against references measured in the same run
 bench-scale: setup ## latency and bytes per document of 10k- and 1M-subject stores (10M documents)
 	@$(RUN) python -m bench.scale
 
+# `make mutation MODULE=ensu.gateway.checks`: that module's mutants only (the others keep
+# their results); MUTATION_JOBS: mutants tested at once; at the lowest CPU priority.
+MUTATION_JOBS ?= 1
 mutation: setup ## mutation testing (mutmut) of the access chain, perimeter, tokens, journal verification; not in `test`
-	@$(UV) run --locked --group mutation mutmut run
+	@nice -n 19 $(UV) run --locked --group mutation mutmut run --max-children $(MUTATION_JOBS) \
+		$(if $(MODULE),'$(MODULE).*')
 	@$(UV) run --locked --group mutation python scripts/mutation_score.py
 
 clean: ## remove generated state (var/: database, blobs, development PKI)

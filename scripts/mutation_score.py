@@ -4,7 +4,9 @@ mutmut 3 keeps one ``mutants/<path>.meta`` per mutated file: the exit code of th
 for each of its mutants (1 or 3: killed; 0: survived; others: see ``mutmut.stats``).
 The score is killed / (killed + survived + timeouts + suspicious): a mutant no selected
 test reaches ("no tests") counts as a survivor too, so no module scores by being
-untested. Exit status 1 if a module is below ``THRESHOLD``.
+untested. Mutants not run yet (``make mutation MODULE=...`` runs one module at a time)
+are counted apart, and make the result incomplete. Exit status 1 if a module is below
+``THRESHOLD`` or incomplete.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ def main() -> int:
         score = killed / len(checked) if checked else 1.0
         total_killed, total = total_killed + killed, total + len(checked)
         module = str(meta.relative_to("mutants")).removesuffix(".meta")
-        print(f"{module:40} {killed:4}/{len(checked):<4} killed  {score:6.1%}")
+        not_run = sum(code is None for code in codes.values())
+        pending = f"  ({not_run} not run: incomplete)" if not_run else ""
+        print(f"{module:40} {killed:4}/{len(checked):<4} killed  {score:6.1%}{pending}")
         for name in survivors:
             print(f"    survived: {name} (exit {codes[name]})")
-        failing |= score < THRESHOLD
+        failing |= score < THRESHOLD or not_run > 0
     print(f"{'all':40} {total_killed:4}/{total:<4} killed  {total_killed / max(total, 1):6.1%}")
     return 1 if failing else 0
 

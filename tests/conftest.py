@@ -26,6 +26,25 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("ENSU_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+#: Under mutation testing (``make mutation``; mutmut sets ``MUTANT_UNDER_TEST`` and runs
+#: each mutant's tests with ``-x``): the exact unit tests of the mutated modules first,
+#: the property suite and the tests through the whole app last, so that a mutant is
+#: killed by the fast test that names it rather than after minutes of slower ones.
+MUTATION_ORDER = {
+    "test_checks.py": 0,
+    "test_tokens.py": 0,
+    "test_perimeter.py": 0,
+    "test_verify.py": 1,
+    "test_witness.py": 2,
+    "test_token_mutants.py": 3,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if "MUTANT_UNDER_TEST" in os.environ:
+        items.sort(key=lambda item: MUTATION_ORDER.get(item.path.name, len(MUTATION_ORDER)))
+
+
 def require_service(name: str, url: str) -> None:
     """Skip (locally) or fail (under CI=true) when the service at ``url`` is unreachable."""
     parts = urlsplit(url)

@@ -4,6 +4,7 @@ named precisely, and stops operations until an operator restores a verified stat
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -15,7 +16,7 @@ from ensu.audit.integrity import IntegrityMonitor, ResumeRefused, open_alarm, re
 from ensu.audit.note import NoteSigner
 from ensu.audit.records import CallRecord, encode
 from ensu.audit.store import JournalStore
-from ensu.audit.verify import verify
+from ensu.audit.verify import Problem, verify
 from ensu.audit.writer import JournalWriter
 from tests.unit.audit.conftest import T0, Tamper, call, fill
 
@@ -311,3 +312,275 @@ async def test_the_monitor_notices_a_removed_checkpoint(
     assert monitor.problem == "checkpoint_removed: checkpoint 300 disappeared"
     stop = JournalIntegrityStop(monitor.problem)
     assert (stop.status, stop.code) == (503, "930002")
+
+
+# -- what the operator reads, and the boundaries (R-TR-2, R-TR-4, R-OPS-2) --------------
+
+SIGNED = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ"
+#: ``str(problem)`` for each tampering: the code, the leaf, and a sentence naming the
+#: checkpoint and the leaves concerned (step 1 of the operator procedure).
+MESSAGES = {
+    "edit": r"leaf_hash_mismatch \(leaf 5\): the record does not hash to its leaf",
+    "edit_and_rehash": (
+        rf"checkpoint_root_mismatch: the first 100 leaves no longer hash to the root signed at"
+        rf" {SIGNED}: leaves before 100 were changed \(after checkpoint 0 if that one verified\)"
+    ),
+    "delete": r"gap \(leaf 8\): leaf 7 is missing \(next is 8\)",
+    "truncate": (
+        rf"truncated \(leaf 250\): checkpoint 300 \(signed {SIGNED}\) covers more leaves than"
+        r" the 250 of the journal"
+    ),
+    "columns": r"columns_mismatch \(leaf 9\): indexed columns differ from the record",
+    "unpurged_empty_record": r"record_missing \(leaf 2\): no record and not purged",
+    "tile_changed": (
+        r"tile_mismatch \(leaf 0\): the stored subtree of leaves \[0, 256\) differs from the"
+        r" leaves"
+    ),
+    "tile_deleted": r"tile_mismatch \(leaf 0\): the stored subtree of leaves \[0, 256\) is missing",
+    "tile_added": r"tiles_mismatch: 2 stored subtrees of height 8 for 300 leaves",
+    "signed_root": r"checkpoint_signature: checkpoint 300: .+",
+    "root_column": r"checkpoint_columns: checkpoint 200: columns differ from its note",
+}
+
+
+@pytest.mark.parametrize("case", list(MESSAGES))
+async def test_each_problem_reads_as_the_operator_needs(
+    case: str, writer: JournalWriter, signer: NoteSigner, tamper: Tamper
+) -> None:
+    change, _, _ = CASES[case]
+    await fill(writer, 300)
+    await change(tamper, writer.store)
+    result = await verify(writer.store, signer.verifier, chunk=128)
+    assert result.problem is not None
+    assert re.fullmatch(MESSAGES[case], str(result.problem)), str(result.problem)
+
+
+async def test_a_record_that_is_not_bytes_or_not_canonical(
+    writer: JournalWriter, signer: NoteSigner, tamper: Tamper, journal_url: str
+) -> None:
+    """A record or leaf hash of another type is reported, not a crash; a record that
+    hashes to its leaf but is no canonical record is malformed (SQLite keeps TEXT as is,
+    PostgreSQL stores the literal as bytes)."""
+    await fill(writer, 100)
+    sqlite = journal_url.startswith("sqlite")
+    expected = "record_malformed" if sqlite else "leaf_hash_mismatch"
+    for column in ("record", "leaf_hash"):
+        original = await _record(writer.store, 4)
+        tamper(f"UPDATE journal_leaves SET {column} = 'x' WHERE leaf_index = 4")  # noqa: S608
+        result = await verify(writer.store, signer.verifier)
+        assert result.problem is not None
+        assert (result.problem.code, result.problem.index) == (expected, 4), result.problem
+        if sqlite:
+            assert str(result.problem) == (
+                "record_malformed (leaf 4): a record or leaf hash is not bytes"
+            )
+        tamper(
+            "UPDATE journal_leaves SET record = %s, leaf_hash = %s WHERE leaf_index = 4",
+            original,
+            merkle.leaf_hash(original),
+        )
+    assert (await verify(writer.store, signer.verifier)).ok
+    junk = b"not a record"
+    tamper(
+        "UPDATE journal_leaves SET record = %s, leaf_hash = %s WHERE leaf_index = 4",
+        junk,
+        merkle.leaf_hash(junk),
+    )
+    result = await verify(writer.store, signer.verifier)
+    assert result.problem is not None
+    assert (result.problem.code, result.problem.index) == ("record_malformed", 4)
+    assert result.problem.message != ""
+
+
+async def test_a_checkpoint_after_every_leaf(
+    journal_store: JournalStore, signer: NoteSigner, tamper: Tamper
+) -> None:
+    """Consecutive checkpoints one leaf apart, the first of size 1: each is consistent
+    with the one before, each names it (RFC 9162 §2.1.4)."""
+    writer = JournalWriter(journal_store, signer, checkpoint_every=1, checkpoint_interval=0)
+    await writer.start()
+    try:
+        await fill(writer, 5, batch=1)
+    finally:
+        await writer.close()
+    result = await verify(journal_store, signer.verifier, chunk=2)
+    assert result.ok, result.problem
+    assert (result.size, result.checkpoints) == (5, 5)
+    tamper("DELETE FROM journal_leaves WHERE leaf_index = 4")
+    cut = await verify(journal_store, signer.verifier, chunk=2)
+    assert cut.problem is not None
+    assert (cut.problem.code, cut.problem.index, cut.checkpoints) == ("truncated", 4, 4)
+
+
+async def test_checkpoints_at_the_chunk_boundaries_are_verified_once(
+    writer: JournalWriter, signer: NoteSigner
+) -> None:
+    await fill(writer, 300)
+    result = await verify(writer.store, signer.verifier, chunk=100)
+    assert result.ok, result.problem
+    assert (result.size, result.checkpoints) == (300, 3)
+
+
+async def test_progress_is_reported_after_each_chunk(
+    writer: JournalWriter, signer: NoteSigner
+) -> None:
+    await fill(writer, 300)
+    seen: list[tuple[int, int]] = []
+    result = await verify(
+        writer.store, signer.verifier, chunk=128, progress=lambda *step: seen.append(step)
+    )
+    assert result.ok, result.problem
+    assert seen == [(128, 300), (256, 300), (300, 300), (300, 300)]
+    assert result.latest is not None
+    assert result.kept is None
+
+
+async def _purge(tamper: Tamper, *indices: int) -> None:
+    for index in indices:
+        tamper(
+            "UPDATE journal_leaves SET record = NULL, purged_at = %s WHERE leaf_index = %s",
+            T0.replace(tzinfo=None),
+            index,
+        )
+
+
+async def test_purges_justified_at_the_latest_checkpoint(
+    writer: JournalWriter, signer: NoteSigner, tamper: Tamper
+) -> None:
+    """R-TR-4: a purged leaf verifies when the first checkpoint covering it was signed no
+    later than its class's cutoff at the latest checkpoint (here the cutoff is the
+    latest checkpoint's own time: leaf 250's first checkpoint is the latest, the limit)."""
+    await fill(writer, 300)
+    await _purge(tamper, 50, 60, 250)
+    result = await verify(writer.store, signer.verifier, exchange_days=0, chunk=128)
+    assert result.ok, result.problem
+    assert (result.size, result.checkpoints, result.purged) == (300, 3, 3)
+    strict = await verify(writer.store, signer.verifier, exchange_days=1, chunk=128)
+    assert strict.problem is not None
+    assert (strict.problem.code, strict.problem.index) == ("purge_unjustified", 50)
+    assert re.fullmatch(
+        r"purge_unjustified \(leaf 50\): the record was emptied before its retention"
+        rf" \(exchange\) had passed at the latest signed checkpoint: checkpoint 100, the first"
+        rf" to cover it, was signed {SIGNED}",
+        str(strict.problem),
+    ), str(strict.problem)
+
+
+async def test_a_purge_with_no_checkpoint_at_all(
+    journal_store: JournalStore, signer: NoteSigner, tamper: Tamper
+) -> None:
+    """No signed checkpoint: no cutoff, so no purge is justified, whatever its age."""
+    writer = JournalWriter(journal_store, signer, checkpoint_every=1000, checkpoint_interval=0)
+    await writer.start()
+    try:
+        await fill(writer, 10, batch=10)
+    finally:
+        await writer.close()
+    assert (await verify(journal_store, signer.verifier)).ok
+    await _purge(tamper, 3)
+    result = await verify(journal_store, signer.verifier, exchange_days=0)
+    assert result.latest is None
+    assert str(result.problem) == (
+        "purge_unjustified (leaf 3): the record was emptied but no signed checkpoint covers"
+        " its leaf"
+    )
+
+
+def test_a_problem_reads_code_leaf_and_message() -> None:
+    assert str(Problem("gap", "leaf 7 is missing", 0)) == "gap (leaf 0): leaf 7 is missing"
+    assert str(Problem("tiles_mismatch", "2 stored")) == "tiles_mismatch: 2 stored"
+
+
+# -- against the checkpoint kept outside the database (7. of ensu.audit.verify) ----------
+
+
+async def _latest_note(journal: JournalStore) -> str:
+    async with journal.read() as connection:
+        latest = await store.latest_checkpoint(connection)
+    assert latest is not None
+    return latest.note
+
+
+async def test_kept_checkpoint_unreadable(writer: JournalWriter, signer: NoteSigner) -> None:
+    await fill(writer, 100)
+    result = await verify(writer.store, signer.verifier, kept="not a note")
+    assert result.problem is not None
+    assert result.problem.code == "kept_checkpoint"
+    assert result.problem.message.startswith("the checkpoint kept outside the database: ")
+    assert result.kept is None
+
+
+async def test_kept_checkpoint_of_the_current_size_and_earlier(
+    writer: JournalWriter, signer: NoteSigner
+) -> None:
+    await fill(writer, 100)
+    kept = await _latest_note(writer.store)
+    await fill(writer, 100, start=100)
+    for note in (kept, await _latest_note(writer.store)):
+        result = await verify(writer.store, signer.verifier, kept=note)
+        assert result.ok, result.problem
+    assert result.kept == 200
+
+
+async def test_kept_checkpoint_deleted(
+    writer: JournalWriter, signer: NoteSigner, tamper: Tamper
+) -> None:
+    await fill(writer, 300)
+    kept = await _latest_note(writer.store)
+    tamper("DELETE FROM journal_checkpoints WHERE tree_size = 300")
+    result = await verify(writer.store, signer.verifier, kept=kept)
+    assert re.fullmatch(
+        rf"checkpoint_missing: checkpoint 300 \(signed {SIGNED}\), kept outside the database,"
+        r" is no longer in the journal: it was deleted",
+        str(result.problem),
+    ), str(result.problem)
+    assert result.kept == 300
+
+
+async def test_kept_checkpoint_cut(
+    writer: JournalWriter, signer: NoteSigner, tamper: Tamper
+) -> None:
+    await fill(writer, 300)
+    kept = await _latest_note(writer.store)
+    tamper("DELETE FROM journal_leaves WHERE leaf_index >= 299")
+    result = await verify(writer.store, signer.verifier, kept=kept)
+    assert re.fullmatch(
+        r"rollback \(leaf 299\): the journal holds 299 leaves, the checkpoint kept outside the"
+        rf" database signed 300 at {SIGNED}: its end was cut",
+        str(result.problem),
+    ), str(result.problem)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE journal_checkpoints SET root_hash = %s WHERE tree_size = 300",
+        "UPDATE journal_nodes SET hash = %s WHERE level = 8 AND node_index = 0",
+    ],
+    ids=["checkpoint-row", "tile"],
+)
+async def test_kept_checkpoint_replaced(
+    statement: str, writer: JournalWriter, signer: NoteSigner, tamper: Tamper
+) -> None:
+    """Either the stored checkpoint or the tree at its size no longer has the kept root."""
+    await fill(writer, 300)
+    kept = await _latest_note(writer.store)
+    tamper(statement, bytes(32))
+    result = await verify(writer.store, signer.verifier, kept=kept)
+    assert re.fullmatch(
+        rf"rollback: the tree of 300 leaves no longer has the root signed at {SIGNED} in the"
+        r" checkpoint kept outside the database: the log was replaced",
+        str(result.problem),
+    ), str(result.problem)
+
+
+async def test_kept_checkpoint_beyond_the_stored_tree(
+    writer: JournalWriter, signer: NoteSigner, tamper: Tamper
+) -> None:
+    await fill(writer, 300)
+    kept = await _latest_note(writer.store)
+    tamper("DELETE FROM journal_nodes WHERE level = 8 AND node_index = 0")
+    result = await verify(writer.store, signer.verifier, kept=kept)
+    assert result.problem is not None
+    assert result.problem.code == "rollback"
+    assert result.problem.message.startswith("the tree at the kept checkpoint's size: ")

@@ -50,6 +50,7 @@ from ensu.errors import (
 )
 from ensu.gateway.caller import CORRELATION_KEY, trace_of
 from ensu.gateway.layer import API_PREFIX, Gateway, StoreAuthority
+from ensu.oauth import keys
 from ensu.oauth.router import router as oauth_router
 from ensu.operations import service as operations
 from ensu.operations.router import router as operations_router
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, served: bool = False) -> Fas
         app.state.document_reader = make_reader(engine, timeout=settings.store_timeout_seconds)
         app.state.authority = StoreAuthority(settings=settings, sessionmaker=sessionmaker)
         await app.state.authority.start()
+        app.state.signing_key = keys.CurrentKey()
         app.state.journal = await Journal.open(settings=settings, sessionmaker=sessionmaker)
         runtime = await operations.start(
             state=app.state, settings=settings, sessionmaker=sessionmaker, served=served

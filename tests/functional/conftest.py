@@ -51,9 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu import db
 from ensu.app import create_app
-from ensu.audit import store
-from ensu.audit.records import CallRecord, decode
-from ensu.audit.store import JournalStore
+from ensu.audit.records import CallRecord
 from ensu.cli.serve import server_options
 from ensu.config import BlobBackend, Environment, Settings, TLSMode
 from ensu.consumers import service as consumers
@@ -65,6 +63,7 @@ from ensu.edge import nginx
 from ensu.edge.testing import serving
 from ensu.pki import service as pki
 from tests.conftest import IN_CI
+from tests.support.journal import journal_records
 from tests.support.quota import TEST_GRANT
 
 #: Bound a broken start or stop only; a healthy nginx is up and down in milliseconds.
@@ -338,18 +337,8 @@ def require_nginx() -> str:
 
 async def call_records(var: Var) -> list[CallRecord]:
     """Every call record of the journal, in index order."""
-    journal = JournalStore.for_settings(var.settings())
-    records: list[CallRecord] = []
-    position = 0
-    try:
-        async with journal.read() as connection:
-            while rows := await store.leaves(connection, position, store.READ_CHUNK):
-                position = int(rows[-1].leaf_index) + 1
-                decoded = [decode(row.record) for row in rows if row.kind == "call"]
-                records += [record for record in decoded if isinstance(record, CallRecord)]
-    finally:
-        await journal.dispose()
-    return records
+    records = await journal_records(var.settings())
+    return [record for record in records if isinstance(record, CallRecord)]
 
 
 #: The ``ensu`` console script of this environment.

@@ -9,10 +9,12 @@
   the verification leeway, so that no token they signed is cut short; then they
   disappear from both.
 - :class:`KeyRing`: the verification keys cached in process for the gateway's hot path.
+- :class:`CurrentKey`: the signing key cached in process for the token endpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 import time
@@ -259,3 +261,48 @@ class KeyRing:
                 self._keys = await verification_keys(session=session, now=now)
             self._loaded_at = self._clock()
         return self._keys
+
+
+class CurrentKey:
+    """The current signing key cached in process: the token endpoint's hot path reads no
+    database (R-GW-4).
+
+    Reloaded when older than ``max_age`` (a rotation made by another process is picked
+    up within that time; meanwhile this process signs with the previous key, which stays
+    published and trusted for :data:`RETENTION`, so no token it signs is refused), and at
+    once after :meth:`clear` (a rotation made in this process). One load at a time: the
+    first calls after a start share it, so that no two of them create a first key.
+    """
+
+    def __init__(self, *, max_age: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self._max_age, self._clock = max_age, clock
+        self._key: ActiveKey | None = None
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> ActiveKey | None:
+        if self._key is not None and self._clock() - self._loaded_at < self._max_age:
+            return self._key
+        return None
+
+    async def get(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        secret_key: SecretStr,
+        now: dt.datetime,
+    ) -> ActiveKey:
+        """The current key, loaded (or created, on first use) when due."""
+        key = self._fresh()
+        if key is not None:
+            return key
+        async with self._lock:
+            key = self._fresh()
+            if key is None:
+                async with sessionmaker() as session, session.begin():
+                    key = await current(session=session, secret_key=secret_key, now=now)
+                self._key, self._loaded_at = key, self._clock()
+            return key
+
+    def clear(self) -> None:
+        self._key = None

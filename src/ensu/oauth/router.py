@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
@@ -19,13 +19,15 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu import clock
+from ensu.audit.records import EventRecord
+from ensu.audit.service import Journal
 from ensu.bounds import length_within
 from ensu.certificates import ClientCertificate, client_ip, presented_certificate
 from ensu.config import Settings
 from ensu.consumers.schemas import TeleserviceView
 from ensu.db import store_failures
-from ensu.errors import ServiceCut
-from ensu.oauth import service
+from ensu.errors import JournalUnavailable, ServiceCut
+from ensu.oauth import keys, service
 from ensu.oauth.errors import (
     InvalidClient,
     InvalidRequest,
@@ -244,25 +246,68 @@ async def token(request: Request) -> Response:
         certificate: ClientCertificate | None,
         now: dt.datetime,
     ) -> Response:
-        window = request.app.state.maintenance.current(now.timestamp())
+        state = request.app.state
+        window = state.maintenance.current(now.timestamp())
         if window is not None:  # R-SQ-1: no token during a planned window (journaled)
             raise TemporarilyUnavailable(
                 reason="maintenance", retry_after=window.retry_after(now.timestamp())
             )
         if request.app.state.cuts.current() is not None:  # R-OPS-2: the service is cut
             raise TemporarilyUnavailable(reason="service_cut", retry_after=ServiceCut.RETRY_AFTER)
+        settings = _settings(request)
         body = await service.token(
-            session=session,
-            settings=_settings(request),
+            lookup=_cached_lookup(state.authority, session),
+            signing_key=lambda: _signing_key(request, now),
+            journal=lambda record: _journal(state.journal, record),
+            settings=settings,
             form=form,
             certificate=certificate,
             authorization=request.headers.get("authorization"),
-            peer=client_ip(request.scope, _settings(request)),
+            peer=client_ip(request.scope, settings),
             now=now,
         )
         return _json(body)
 
     return await _guarded(request, "token", handler)
+
+
+class ClientViews(Protocol):
+    """The gateway's cache of téléservice views by certificate (one second at most)."""
+
+    async def teleservices_for(self, thumbprint: str) -> tuple[TeleserviceView, ...]: ...
+
+
+def _cached_lookup(views: ClientViews, session: AsyncSession) -> service.ClientLookup:
+    """Clients from the gateway's cache: the certificate's téléservices, the one named
+    ``client_id``; the database only when the cache has none (a refusal, then told apart
+    precisely: unknown client or certificate not registered)."""
+    fallback = service.lookup_in(session)
+
+    async def lookup(client_id: str, certificate: ClientCertificate) -> TeleserviceView | None:
+        for view in await views.teleservices_for(certificate.thumbprint):
+            if view.client_id == client_id:
+                return view
+        return await fallback(client_id, certificate)
+
+    return lookup
+
+
+async def _signing_key(request: Request, now: dt.datetime) -> keys.ActiveKey:
+    state = request.app.state
+    current: keys.CurrentKey = state.signing_key
+    return await current.get(
+        sessionmaker=state.sessionmaker, secret_key=_settings(request).secret_key, now=now
+    )
+
+
+async def _journal(journal: Journal, record: EventRecord) -> None:
+    """The issuance, durable before the token leaves; a journal that cannot take it
+    (integrity stop, store down) hands out no token: 503 ``temporarily_unavailable``."""
+    try:
+        journal.ensure_serving()
+        await journal.append(record)
+    except JournalUnavailable as error:
+        raise TemporarilyUnavailable(reason="journal_unavailable") from error
 
 
 @router.post(

@@ -2,7 +2,7 @@
 revocation, metadata (R-GW-4; RFC 6749 §4.4, RFC 8705, RFC 9068, RFC 7662, RFC 7009,
 RFC 8414, RFC 9700).
 
-Client authentication (:func:`authenticate_client`) is the same at ``/token``,
+Client authentication (:func:`authenticate`) is the same at ``/token``,
 ``/introspect`` and ``/revoke``: ``client_id`` is required in the body, and the presented
 certificate must be one registered for that client (RFC 8705 §2: the certificate *is*
 the credential for ``tls_client_auth``, §2.1); a ``client_secret_basic`` client adds
@@ -34,7 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ensu import clock
 from ensu.audit import service as audit
+from ensu.audit.records import EventRecord
 from ensu.audit.tags import EventTag
 from ensu.certificates import ClientCertificate, parse_address
 from ensu.config import Settings
@@ -135,9 +136,37 @@ def _check_ip(view: TeleserviceView, peer: str | None) -> None:
         raise _refused("ip_outside_allowlist")
 
 
-async def authenticate_client(
+def presented_client(
+    form: Mapping[str, str], authorization: str | None
+) -> tuple[str, BasicCredentials | None]:
+    """The ``client_id`` the request names and its Basic credentials, if any; the
+    unsupported methods and a Basic user that is not ``client_id`` refused."""
+    client_id = form.get("client_id")
+    if not client_id:
+        raise InvalidRequest("Le paramètre client_id est requis.", reason="client_id_missing")
+    _refuse_unsupported_methods(form)
+    basic = parse_basic(authorization) if authorization else None
+    if basic is not None and basic.client_id != client_id:
+        raise _refused("basic_client_id_mismatch")
+    return client_id, basic
+
+
+#: How the endpoints find a client: ``(client_id, certificate)`` → its view, or ``None``.
+ClientLookup = Callable[[str, ClientCertificate], Awaitable[TeleserviceView | None]]
+
+
+def lookup_in(session: AsyncSession) -> ClientLookup:
+    """The lookup that reads the database in ``session``."""
+
+    async def lookup(client_id: str, certificate: ClientCertificate) -> TeleserviceView | None:
+        return await consumers.get_by_client_id(session=session, client_id=client_id)
+
+    return lookup
+
+
+async def authenticate(
     *,
-    session: AsyncSession,
+    lookup: ClientLookup,
     form: Mapping[str, str],
     certificate: ClientCertificate | None,
     authorization: str | None,
@@ -149,16 +178,10 @@ async def authenticate_client(
     ``peer``: the caller's IP as the gateway reads it (:func:`ensu.certificates.client_ip`).
     Authentication only: whether the client may have a token is :func:`authorize`'s call.
     """
-    client_id = form.get("client_id")
-    if not client_id:
-        raise InvalidRequest("Le paramètre client_id est requis.", reason="client_id_missing")
-    _refuse_unsupported_methods(form)
-    basic = parse_basic(authorization) if authorization else None
-    if basic is not None and basic.client_id != client_id:
-        raise _refused("basic_client_id_mismatch")
+    client_id, basic = presented_client(form, authorization)
     if certificate is None:
         raise _refused("certificate_missing")
-    view = await consumers.get_by_client_id(session=session, client_id=client_id)
+    view = await lookup(client_id, certificate)
     if view is None:
         if basic is not None:
             await consumers.check_client_secret(None, basic.secret)  # same time as a real one
@@ -168,6 +191,24 @@ async def authenticate_client(
     _check_ip(view, peer)
     await _check_secret(view, basic)
     return view
+
+
+async def authenticate_client(
+    *,
+    session: AsyncSession,
+    form: Mapping[str, str],
+    certificate: ClientCertificate | None,
+    authorization: str | None,
+    peer: str | None,
+) -> TeleserviceView:
+    """:func:`authenticate` against the database (``/introspect``, ``/revoke``)."""
+    return await authenticate(
+        lookup=lookup_in(session),
+        form=form,
+        certificate=certificate,
+        authorization=authorization,
+        peer=peer,
+    )
 
 
 def authorize(*, client: TeleserviceView, settings: Settings, today: dt.date) -> None:
@@ -207,7 +248,9 @@ def _grant_type(form: Mapping[str, str]) -> None:
 
 async def token(
     *,
-    session: AsyncSession,
+    lookup: ClientLookup,
+    signing_key: Callable[[], Awaitable[keys.ActiveKey]],
+    journal: Callable[[EventRecord], Awaitable[object]],
     settings: Settings,
     form: Mapping[str, str],
     certificate: ClientCertificate | None,
@@ -218,27 +261,35 @@ async def token(
     """The token endpoint (RFC 6749 §4.4): the response body, or an :class:`OAuthError`.
 
     The token is bound to the presenting certificate (RFC 8705 §3) and lives
-    ``settings.token_ttl_seconds``; there is no refresh token (RFC 6749 §4.4.3).
+    ``settings.token_ttl_seconds``; there is no refresh token (RFC 6749 §4.4.3). Nothing
+    here needs the database: the router's ``lookup`` serves clients from the gateway's
+    one-second cache of téléservice views (so a suspension or a removed certificate is
+    enforced within a second on every instance, as on the data routes), ``signing_key``
+    is cached in process (:class:`~ensu.oauth.keys.CurrentKey`), and the issuance is
+    appended to the journal through its group commit (``journal``): no token is handed
+    out whose record is not durable (R-TR-1).
     """
-    client = await authenticate_client(
-        session=session,
+    client = await authenticate(
+        lookup=lookup,
         form=form,
         certificate=certificate,
         authorization=authorization,
         peer=peer,
     )
-    assert certificate is not None  # authenticate_client refuses without one
+    assert certificate is not None  # authenticate refuses without one
     _grant_type(form)
     authorize(client=client, settings=settings, today=clock.legal_date(now))
     scopes = parse_scope(form.get("scope"))
-    issued = await issue_token(
-        session=session,
+    key = await signing_key()
+    issued = issue_token(
+        key=key,
         settings=settings,
         client=client,
         thumbprint=certificate.thumbprint,
         scopes=scopes,
         now=now,
     )
+    await journal(issuance_record(issued, client=client, kid=key.kid, now=now))
     return {
         "access_token": issued.token,
         "token_type": "Bearer",
@@ -247,19 +298,18 @@ async def token(
     }
 
 
-async def issue_token(
+def issue_token(
     *,
-    session: AsyncSession,
+    key: keys.ActiveKey,
     settings: Settings,
     client: TeleserviceView,
     thumbprint: str,
     scopes: frozenset[str],
     now: dt.datetime,
 ) -> tokens.IssuedToken:
-    """Sign a token for an authenticated, authorized client and journal its issuance
-    (its id, never the token: R-TR-1)."""
-    key = await keys.current(session=session, secret_key=settings.secret_key, now=now)
-    issued = tokens.issue(
+    """Sign a token for an authenticated, authorized client (not journaled: see
+    :func:`issuance_record`)."""
+    return tokens.issue(
         key=key,
         issuer=settings.issuer,
         audience=settings.audience,
@@ -271,21 +321,29 @@ async def issue_token(
         now=now.timestamp(),
         ttl_seconds=settings.token_ttl_seconds,
     )
-    await audit.record_event(
-        session=session,
+
+
+def issuance_record(
+    issued: tokens.IssuedToken, *, client: TeleserviceView, kid: str, now: dt.datetime
+) -> EventRecord:
+    """The journal record of an issuance: its id, key and binding, never the token
+    (R-TR-1). Appended straight to the log (no outbox row: no change of the database
+    goes with it), so it carries no ``event_id``."""
+    claims = issued.claims
+    return EventRecord(
+        at=now,
         tag=EventTag.OAUTH_TOKEN_ISSUED,
         actor=f"client:{client.client_id}",
         details={
             "client_id": client.client_id,
             "id_teleservice": client.id_teleservice,
-            "jti": issued.claims.jwt_id,
-            "kid": key.kid,
-            "exp": issued.claims.expires_at,
-            "scope": " ".join(sorted(scopes)),
-            "thumbprint": thumbprint,
+            "jti": claims.jwt_id,
+            "kid": kid,
+            "exp": claims.expires_at,
+            "scope": " ".join(sorted(claims.scopes)),
+            "thumbprint": claims.thumbprint,
         },
     )
-    return issued
 
 
 async def record_refusal(

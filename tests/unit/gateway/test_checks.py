@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ensu import clock
-from ensu.certificates import parse_pem
+from ensu.certificates import ClientCertificate, parse_pem
 from ensu.config import Environment, Settings
 from ensu.consumers.models import AuthMethod, TeleserviceStatus
 from ensu.consumers.schemas import TeleserviceView
@@ -99,6 +99,8 @@ class Authority:
     claims: AccessClaims | None = None
     refusal: str | None = None
     revoked: frozenset[str] = frozenset()
+    #: Serial numbers in the CA's CRL.
+    crl: frozenset[int] = frozenset()
     asked: list[Any] = field(default_factory=list)
 
     async def teleservices_for(self, thumbprint: str) -> tuple[TeleserviceView, ...]:
@@ -115,6 +117,9 @@ class Authority:
     async def is_revoked(self, jwt_id: str) -> bool:
         self.asked.append(jwt_id)
         return jwt_id in self.revoked
+
+    def certificate_revoked(self, certificate: ClientCertificate, now: float) -> bool:
+        return certificate.serial in self.crl
 
     @property
     def quota_counter(self) -> QuotaCounter:
@@ -194,6 +199,19 @@ async def test_certificate_not_registered() -> None:
     reason = await _refused(checks.CertificateCheck(), attempt, CertificateInvalid)
     assert reason == "certificate_not_registered"
     assert attempt.authority.asked == [OTHER_CERT.thumbprint]  # type: ignore[attr-defined]
+
+
+async def test_certificate_in_the_crl_is_refused_before_any_store_read() -> None:
+    """R-GW-1 "not revoked": a certificate in the CA's CRL is refused, registered or not,
+    without asking for its téléservices."""
+    certificate = parse_pem(CERT.pem)
+    assert certificate is not None
+    authority = Authority({CERT.thumbprint: (_view("TS-A"),)}, crl=frozenset({certificate.serial}))
+    attempt = _attempt(authority=authority, now=1.0)
+    reason = await _refused(checks.CertificateCheck(), attempt, CertificateInvalid)
+    assert reason == "certificate_revoked"
+    assert authority.asked == []  # no store read for a revoked certificate
+    assert attempt.certificate is None
 
 
 # -- R-GW-2: the IP allowlist ----------------------------------------------------------

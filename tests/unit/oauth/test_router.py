@@ -25,6 +25,7 @@ from ensu.consumers.models import AuthMethod
 from ensu.oauth import keys, service, tokens
 from ensu.oauth.throttle import Throttle
 from tests.support.certs import SIRET, ThrowawayCertificate, create_client, make_certificate
+from tests.support.journal import journaled_events
 from tests.unit.oauth.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -83,9 +84,13 @@ async def test_token_is_bound_to_the_presented_certificate(
     jwks = (await api.http.get("/jwks")).json()
     published = {key["kid"]: key for key in jwks["keys"]}
     assert _header(body["access_token"])["kid"] in published
-    issued = await _events(api, EventTag.OAUTH_TOKEN_ISSUED)
+    # Journaled straight through the group commit, durable before the answer (R-TR-1).
+    issued = await journaled_events(api.settings, EventTag.OAUTH_TOKEN_ISSUED)
     assert [event.details["jti"] for event in issued] == [claims["jti"]]
+    assert issued[0].details["kid"] == _header(body["access_token"])["kid"]
+    assert issued[0].details["thumbprint"] == cert_one.thumbprint
     assert body["access_token"] not in json.dumps([event.details for event in issued])
+    assert await _events(api, EventTag.OAUTH_TOKEN_ISSUED) == []  # no outbox row per token
 
 
 async def test_client_id_of_another_client_with_my_certificate_is_invalid_client(
@@ -371,8 +376,9 @@ async def test_every_inactive_case_answers_the_same_bytes(
         view = await consumers.get_by_client_id(session=session, client_id="client-1")
         assert view is not None
         past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
-        expired = await service.issue_token(
-            session=session,
+        key = await keys.current(session=session, secret_key=api.settings.secret_key, now=past)
+        expired = service.issue_token(
+            key=key,
             settings=api.settings,
             client=view,
             thumbprint=cert_one.thumbprint,

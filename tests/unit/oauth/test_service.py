@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ensu.certificates import parse_pem
 from ensu.config import Settings
 from ensu.consumers import service as consumers
-from ensu.oauth import service
+from ensu.oauth import keys, service
 from ensu.oauth.errors import InvalidClient, InvalidRequest, InvalidScope
 from ensu.oauth.models import Revocation
 from tests.support.certs import create_client, make_certificate
@@ -98,8 +98,9 @@ async def test_revocations_are_purged_after_expiry(
         await create_client(session, cert, client_id="client-1")
         view = await consumers.get_by_client_id(session=session, client_id="client-1")
         assert view is not None
-        issued = await service.issue_token(
-            session=session,
+        key = await keys.current(session=session, secret_key=settings.secret_key, now=now)
+        issued = service.issue_token(
+            key=key,
             settings=settings,
             client=view,
             thumbprint=cert.thumbprint,

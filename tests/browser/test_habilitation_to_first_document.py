@@ -22,7 +22,6 @@ import datetime as dt
 import email.header
 import os
 import re
-import shutil
 import sqlite3
 import ssl
 import subprocess
@@ -37,6 +36,8 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from playwright.sync_api import Browser, Page, expect
 from pydantic import SecretStr
 
@@ -54,7 +55,8 @@ from tests.support.smtp import Inbox, body_of, smtp_server
 from tests.unit.portal.conftest import PASSWORD, make_staff
 
 SIRET = "13000000000005"
-SECRET = SecretStr("journey-secret-key-not-the-development-one")
+REHEARSAL_CA = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AC de recette ENSU")])
+SECRET = SecretStr("4c1d9a7e2b8f0e6d3a5c9b1f7e2d8a4c6b0f3e9d1a7c5b2e8f4d0a6c3b9e1f7d")
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
@@ -86,15 +88,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     var_dir.mkdir()
     settings = Settings(var_dir=var_dir, secret_key=SECRET, probe_enabled=False, metrics_port=0)
     db.upgrade(settings.database_url)
-    pki.init(directory=settings.pki_dir_path)
+    # Production refuses the development CA (by its name and fingerprints): both APIs run
+    # on a rehearsal of production's own PKI, a CA of another name (R-GW-1).
+    pki.init(directory=settings.pki_dir_path, ca_name=REHEARSAL_CA)
     certificate = pki.issue_client(directory=settings.pki_dir_path, name="mairie")
     key = pki.PkiLayout(settings.pki_dir_path).client_key("mairie")
-    # Production refuses the development PKI directory: the same CA and server
-    # certificate, without the marker (a real deployment has its qualified CA here).
-    production_pki = var_dir / "pki-production"
-    production_pki.mkdir(mode=0o700)
-    for name in ("ca.pem", "server.pem", "server.key"):
-        shutil.copy2(settings.pki_dir_path / name, production_pki / name)
     env = {**os.environ, "ENSU_VAR_DIR": str(var_dir), "ENSU_SECRET_KEY": SECRET.get_secret_value()}
     ensu = str(Path(sys.executable).with_name("ensu"))
     subprocess.run(
@@ -108,9 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with ExitStack() as stack:
         inbox, smtp_port = stack.enter_context(smtp_server())
         sandbox_api = _api(stack, settings)
-        production = settings.model_copy(
-            update={"environment": Environment.PRODUCTION, "pki_dir": production_pki}
-        )
+        production = settings.model_copy(update={"environment": Environment.PRODUCTION})
         production_api = _api(stack, production)
         portal_port = _free_port()
         log_path = var_dir / "portal.log"

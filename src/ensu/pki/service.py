@@ -150,8 +150,13 @@ def init(
     force: bool = False,
     now: dt.datetime | None = None,
     registry: Path | None = None,
+    ca_name: x509.Name | None = None,
 ) -> bool:
     """Generate the development PKI in ``directory``; ``False`` if it was already there.
+
+    ``ca_name``: a CA of another name, neither marked nor recorded as the development
+    one: a rehearsal of production's own PKI (a staging host, the tests of the
+    production stage), which the production guards accept (R-GW-1).
 
     A partial PKI is refused (it would mix keys of two CAs) unless ``force``, which
     regenerates everything and re-issues the extra consumers with their organisations.
@@ -170,10 +175,12 @@ def init(
         raise PkiError(f"incomplete PKI in {directory} (missing: {names}): use --force")
     extras = _extra_consumers(layout) if force else {}
     _make_private_dir(directory)
-    _write(layout.marker, MARKER_TEXT.encode(), mode=0o644)
     moment = now or dt.datetime.now(dt.UTC)
-    ca_key, ca_cert = _issue_ca(now=moment)
-    development.record(ca_cert, registry=registry or directory.parent / development.REGISTRY_NAME)
+    ca_key, ca_cert = _issue_ca(now=moment, name=ca_name)
+    if ca_name is None:
+        _write(layout.marker, MARKER_TEXT.encode(), mode=0o644)
+        registry = registry or directory.parent / development.REGISTRY_NAME
+        development.record(ca_cert, registry=registry)
     _write_pair(layout.ca_cert, layout.ca_key, cert=ca_cert, key=ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server_cert = _issue_leaf(
@@ -374,9 +381,11 @@ def _name(common_name: str, organisation: str) -> x509.Name:
     )
 
 
-def _issue_ca(*, now: dt.datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def _issue_ca(
+    *, now: dt.datetime, name: x509.Name | None = None
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = development.development_name()
+    name = name or development.development_name()
     usage = x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,

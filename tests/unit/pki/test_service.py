@@ -17,6 +17,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
+from ensu import development
 from ensu.certificates import thumbprint_s256
 from ensu.config import Environment, Settings
 from ensu.pki import service
@@ -290,3 +291,25 @@ def test_init_adds_the_crl_to_a_pki_made_without_one(pki_dir: Path) -> None:
     assert service.init(directory=pki_dir) is False
     assert len(crl(pki_dir)) == 0
     assert set(PkiLayout(pki_dir).client_names()) == set(service.DEFAULT_CONSUMERS)
+
+
+def test_a_pki_of_another_ca_name_is_neither_marked_nor_recorded(tmp_path: Path) -> None:
+    """A rehearsal of production's own PKI (``ca_name``): the production guards accept it,
+    where they refuse the development CA by its name or its fingerprints (R-GW-1)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AC de recette")])
+    directory = tmp_path / "pki"
+    assert service.init(directory=directory, ca_name=name, now=NOW)
+    layout = service.PkiLayout(directory)
+    assert cert(directory, "ca").subject == name
+    assert not layout.marker.exists()
+    registry = tmp_path / development.REGISTRY_NAME
+    assert not registry.exists()
+    reason = development.development_ca_reason(
+        ca_file=layout.ca_cert, server_file=layout.server_cert, registries=[registry]
+    )
+    assert reason is None
+    service.init(directory=tmp_path / "dev", now=NOW)  # the development one, for contrast
+    dev = service.PkiLayout(tmp_path / "dev")
+    assert development.development_ca_reason(
+        ca_file=dev.ca_cert, server_file=dev.server_cert, registries=[registry]
+    )

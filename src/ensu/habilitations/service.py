@@ -27,6 +27,7 @@ from ensu import clock
 from ensu.accounts.principal import Actor, ActorKind
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
+from ensu.compliance import service as compliance
 from ensu.config import Environment, Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import AuthMethod
@@ -753,6 +754,40 @@ async def cancel_reopening(
     return await _view(session, actor, row)
 
 
+async def _watch_commitment(
+    session: AsyncSession, row: HabilitationRequest, *, actor: Actor, now: dt.datetime
+) -> None:
+    """Hand the validated security commitment (R-SEC-1) to the compliance clock, which
+    watches its renewal and suspends the exchange when it lapses (R-SEC-2, R-SEC-3): the
+    homologation's end of validity, or the questionnaire answered on this day. An
+    attestation whose renewal is already due is refused, and the validation with it."""
+    assert row.id_teleservice is not None
+    commitment = parse_block("engagement_securite", row.data["engagement_securite"])
+    assert isinstance(commitment, SecurityCommitment)
+    homologation = commitment.homologation
+    try:
+        await compliance.record_commitment(
+            session=session,
+            id_teleservice=row.id_teleservice,
+            kind=(
+                compliance.CommitmentKind.HOMOLOGATION
+                if homologation is not None
+                else compliance.CommitmentKind.QUESTIONNAIRE
+            ),
+            reference_date=(
+                homologation.date_fin if homologation is not None else clock.legal_date(now)
+            ),
+            actor=actor,
+            validated=True,
+            reservations=homologation.reserves if homologation is not None else None,
+            provisional=homologation.provisoire if homologation is not None else False,
+            document_reference=homologation.document if homologation is not None else None,
+            now=now,
+        )
+    except compliance.ComplianceError as error:
+        raise TransitionRefused(f"engagement de sécurité : {error}") from error
+
+
 async def validate(
     *,
     session: AsyncSession,
@@ -779,6 +814,8 @@ async def validate(
         now=moment,
     )
     row.id_teleservice = provisioned.id_teleservice
+    if row.stage is Environment.PRODUCTION:
+        await _watch_commitment(session, row, actor=actor, now=moment)
     previous = await _active(session, row.id)
     if previous is not None:
         previous.status, previous.ended_at = HabilitationStatus.OBSOLETE, moment

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit.models import Event
 from ensu.clock import legal_date
+from ensu.compliance import service as compliance
 from ensu.config import Environment, Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import ContactRole, TeleserviceStatus
@@ -212,6 +213,18 @@ async def test_production_stage_keeps_the_sandbox_data_and_adds_its_blocks(
     assert commitment is not None
     assert commitment.homologation is not None
     assert commitment.homologation.autorite_nom == "Claire Autorité"
+    # The compliance clock watches it from the validation on (R-SEC-2): renewal due
+    # 3 months before the homologation ends.
+    async with sessionmaker() as session:
+        watched = await compliance.commitment_in_force(
+            session=session, id_teleservice=teleservice.id_teleservice
+        )
+    assert watched is not None
+    assert watched.kind is compliance.CommitmentKind.HOMOLOGATION
+    assert watched.reference_date == commitment.homologation.date_fin
+    assert watched.deadline == compliance.deadline_of(
+        compliance.CommitmentKind.HOMOLOGATION, commitment.homologation.date_fin
+    )
 
 
 async def test_production_volumetry_above_500_is_the_instructor_s_recorded_decision(

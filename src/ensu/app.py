@@ -30,7 +30,6 @@ from starlette.exceptions import HTTPException
 
 from ensu import db, logs
 from ensu import docs as api_docs
-from ensu.audit.router import router as journal_router
 from ensu.audit.service import Journal
 from ensu.compliance.jobs import Scheduler
 from ensu.config import Settings, get_settings
@@ -39,6 +38,7 @@ from ensu.documents import service as documents
 from ensu.documents.reader import make_reader
 from ensu.documents.router import DIRECT_ROUTES
 from ensu.documents.router import router as documents_router
+from ensu.documents.witness_router import router as journal_router
 from ensu.errors import (
     PROBLEM_JSON,
     EnsuError,

@@ -119,7 +119,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": _ECHOED}, **_ERRORS}
 #: The contract's headers and answers, shared by the other routes under the prefix (the
-#: journal's witness routes, :mod:`ensu.audit.router`).
+#: journal's witness routes, :mod:`ensu.documents.witness_router`).
 OPENAPI_PARAMETERS = _HEADERS
 OPENAPI_RESPONSES = _RESPONSES
 

@@ -11,6 +11,10 @@ the journal's size and pace are the service's activity, for habilitated consumer
 the chain also journals each witness call and counts it in the quota (a proof costs a
 few dozen reads). Not served during an integrity stop (503 930002, as every route): a
 consumer seeing the stop knows as much as a proof would tell.
+
+They live beside the document routes, not in ``audit/``: they are routes of the API
+behind the gateway, for the same callers and with the same request headers, while the
+journal they read stays a floor below the gateway (ARCHITECTURE.md, the request path).
 """
 
 from __future__ import annotations

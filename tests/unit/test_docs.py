@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from ensu import docs
+from ensu import db, docs
 from ensu.app import create_app
 from ensu.config import Environment, Settings
 
@@ -23,13 +23,17 @@ BASE = "http://ensu.test"
 ATTRIBUTE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 ABSOLUTE = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+""")
 PAGES = ("/docs", "/redoc")
-REAL_SECRET = SecretStr("a-production-secret-of-forty-characters-at-least-000")
+REAL_SECRET = SecretStr("4c1d9a7e2b8f0e6d3a5c9b1f7e2d8a4c6b0f3e9d1a7c5b2e8f4d0a6c3b9e1f7d")
 
 
 async def fetch(settings: Settings, *paths: str) -> dict[str, httpx.Response]:
-    transport = httpx.ASGITransport(app=create_app(settings))
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-        return {path: await client.get(path) for path in paths}
+    """``paths`` through the app as it serves: migrated, its lifespan run."""
+    db.upgrade(settings.database_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            return {path: await client.get(path) for path in paths}
 
 
 def external_urls(html: str) -> list[str]:

@@ -4,6 +4,7 @@ development only; ``ensure-dev`` is what ``make run`` calls (R-HAB-2)."""
 from __future__ import annotations
 
 import re
+import secrets
 import stat
 
 import pytest
@@ -49,7 +50,7 @@ def test_reset_totp_makes_a_new_secret(run: Invoke) -> None:
 
 def test_codes_are_not_printed_in_production(run: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENSU_ENVIRONMENT", "production")
-    monkeypatch.setenv("ENSU_SECRET_KEY", "a-real-secret-for-this-test")
+    monkeypatch.setenv("ENSU_SECRET_KEY", secrets.token_hex(32))
     get_settings.cache_clear()
     done = run("staff", "totp", "agent@dgfip.example")
     assert done.exit_code == 1

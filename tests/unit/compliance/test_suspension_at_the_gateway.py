@@ -42,7 +42,7 @@ async def production(var_dir: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Se
     settings = Settings(
         var_dir=var_dir,
         environment=Environment.PRODUCTION,
-        secret_key=SecretStr("a-real-secret-for-this-test-only"),
+        secret_key=SecretStr("4c1d9a7e2b8f0e6d3a5c9b1f7e2d8a4c6b0f3e9d1a7c5b2e8f4d0a6c3b9e1f7d"),
         tls_mode=TLSMode.PROXY,
         trusted_proxies=[ipaddress.ip_network("127.0.0.1/32")],
     )

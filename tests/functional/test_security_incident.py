@@ -141,7 +141,7 @@ def test_enumeration_alerted_then_isolated_cut_and_closed(
             "incidents", "isolate", "1", "--teleservice", "TS-A", "--reason", "énumération"
         )
         assert isolated.exit_code == 0, isolated.output
-        assert "1 token(s) revoked" in isolated.output
+        assert "1 client(s): every token issued until now revoked" in isolated.output
         after = a.get(LIST, params={"siren": SIRENS[1]}, headers=api_headers(token_a, A))
         assert _code(after) == (403, "910004")
         assert request_token(a, A.client_id).status_code in {400, 401}

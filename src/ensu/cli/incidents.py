@@ -87,8 +87,8 @@ def isolate(
     done = run(work, expected=EXPECTED)
     time.sleep(isolation.PROPAGATION_SECONDS)  # every instance has seen it by now
     console.print(
-        f"isolated: {', '.join(done.targets)} ({done.tokens_revoked} token(s) revoked);"
-        " effective on every instance"
+        f"isolated: {', '.join(done.targets)} ({done.clients_cut} client(s): every token"
+        " issued until now revoked); effective on every instance"
     )
 
 

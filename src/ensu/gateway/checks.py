@@ -39,7 +39,7 @@ class Authority(Protocol):
 
     async def verify_token(self, token: str, now: float) -> AccessClaims: ...
 
-    async def is_revoked(self, jwt_id: str) -> bool: ...
+    async def is_revoked(self, claims: AccessClaims) -> bool: ...
 
     def certificate_revoked(self, certificate: ClientCertificate, now: float) -> bool: ...
 
@@ -175,7 +175,7 @@ class TokenCheck:
         # tokens revoked or not: an incident's isolation (R-OPS-2) suspends it and
         # revokes its tokens, and its calls say "habilitation inactive", not "bad token".
         active = attempt.teleservice.status is TeleserviceStatus.ACTIVE
-        if active and await attempt.authority.is_revoked(claims.jwt_id):
+        if active and await attempt.authority.is_revoked(claims):
             raise TokenInvalid(reason="token_revoked")
         attempt.claims = claims
 

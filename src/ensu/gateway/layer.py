@@ -153,10 +153,12 @@ class StoreAuthority:
                     raise
         raise AssertionError("unreachable")
 
-    async def is_revoked(self, jwt_id: str) -> bool:
+    async def is_revoked(self, claims: tokens.AccessClaims) -> bool:
         # The watch's set: this process's revocations at once, others' within a second;
         # a set that cannot be refreshed refuses every token (503 930004).
-        return self.revocations.is_revoked(jwt_id)
+        return self.revocations.is_revoked(
+            claims.jwt_id, client_id=claims.client_id, issued_at=claims.issued_at
+        )
 
     def certificate_revoked(self, certificate: ClientCertificate, now: float) -> bool:
         """R-GW-1: in the CA's CRL, as the file is now (checked every half second)."""

@@ -15,6 +15,10 @@ or stamped by a host whose clock is a little behind, is still seen). So:
   what was revoked and refuses every token with 503 930004 (fail closed, RFC 7009 §2:
   a revoked token must not be accepted).
 
+A row whose ``jti`` is :func:`ensu.oauth.service.client_cutoff` of a client revokes every
+token of that client issued up to its ``revoked_at`` (an incident's isolation, R-OPS-2):
+tokens are not stored, so this is how all of them are revoked at once.
+
 Entries are forgotten once their token has expired (``verify`` refuses it anyway).
 """
 
@@ -32,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ensu.background import StopSignal
 from ensu.errors import StoreUnavailable
 from ensu.oauth.keys import LEEWAY_SECONDS
-from ensu.oauth.models import Revocation
+from ensu.oauth.models import CLIENT_CUTOFF_PREFIX, Revocation
 
 logger = logging.getLogger("ensu.gateway")
 
@@ -61,6 +65,8 @@ class RevocationWatch:
         self.clock = clock
         #: jti -> expiry (Unix seconds) of the revoked token.
         self._revoked: dict[str, float] = {}
+        #: client id -> (cut-off, expiry): its tokens issued up to the cut-off are revoked.
+        self._cutoffs: dict[str, tuple[float, float]] = {}
         self._since: dt.datetime | None = None
         self._fresh_at = -float("inf")
         self._task: asyncio.Task[None] | None = None
@@ -89,9 +95,14 @@ class RevocationWatch:
         """A revocation made in this process: effective at once here."""
         self._revoked[jti] = expires_at
 
-    def is_revoked(self, jti: str) -> bool:
-        """Whether ``jti`` is revoked; :class:`StoreUnavailable` when the set is stale."""
+    def is_revoked(self, jti: str, *, client_id: str = "", issued_at: float = 0.0) -> bool:
+        """Whether ``jti`` is revoked, itself or as a token of ``client_id`` issued at
+        ``issued_at`` up to the client's cut-off; :class:`StoreUnavailable` when the set
+        is stale."""
         if jti in self._revoked:
+            return True
+        cutoff = self._cutoffs.get(client_id)
+        if cutoff is not None and issued_at <= cutoff[0]:
             return True
         if self.clock() - self._fresh_at > self.stale_after:
             raise StoreUnavailable(reason="revocations_stale")
@@ -100,17 +111,22 @@ class RevocationWatch:
     async def refresh(self) -> None:
         """Read the revocations made since the last read (with the overlap)."""
         started = self.clock()
-        query = select(Revocation.jti, Revocation.expires_at)
+        query = select(Revocation.jti, Revocation.expires_at, Revocation.revoked_at)
         if self._since is not None:
             query = query.where(Revocation.revoked_at >= self._since)
         async with self.sessionmaker() as session:
             rows = (await session.execute(query)).all()
-        for jti, expires_at in rows:
-            moment = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=dt.UTC)
-            self._revoked[jti] = moment.timestamp()
+        for jti, expires_at, revoked_at in rows:
+            if jti.startswith(CLIENT_CUTOFF_PREFIX):
+                client_id = jti.removeprefix(CLIENT_CUTOFF_PREFIX)
+                self._cutoffs[client_id] = (_unix(revoked_at), _unix(expires_at))
+            else:
+                self._revoked[jti] = _unix(expires_at)
         horizon = started - LEEWAY_SECONDS
         if any(expiry < horizon for expiry in self._revoked.values()):
             self._revoked = {j: e for j, e in self._revoked.items() if e >= horizon}
+        if any(expiry < horizon for _, expiry in self._cutoffs.values()):
+            self._cutoffs = {c: v for c, v in self._cutoffs.items() if v[1] >= horizon}
         self._since = dt.datetime.fromtimestamp(started - OVERLAP_SECONDS, dt.UTC)
         self._fresh_at = started
 
@@ -127,3 +143,7 @@ class RevocationWatch:
             if failing:
                 logger.warning("revocations refreshed again")
             failing = False
+
+
+def _unix(moment: dt.datetime) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()

@@ -31,6 +31,12 @@ class SigningKey(Base):
     retire_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+#: The ``jti`` prefix of a revocation that cuts every token of one client issued up to its
+#: ``revoked_at`` (``ensu.oauth.service.client_cutoff``): tokens are not stored (RFC 9068),
+#: so an incident's isolation revokes them all at once this way (R-OPS-2).
+CLIENT_CUTOFF_PREFIX = "client:"
+
+
 class Revocation(Base):
     """A token revoked before its expiry (RFC 7009); purged once the token has expired."""
 

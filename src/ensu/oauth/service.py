@@ -61,7 +61,7 @@ from ensu.oauth.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from ensu.oauth.models import Revocation
+from ensu.oauth.models import CLIENT_CUTOFF_PREFIX, Revocation
 
 GRANT_TYPE = "client_credentials"
 #: The scopes this server knows; a request without ``scope`` gets all of them.
@@ -484,43 +484,36 @@ async def revoke(
 _LONGEST_TTL = dt.timedelta(seconds=3600 + keys.LEEWAY_SECONDS)
 
 
+def client_cutoff(client_id: str) -> str:
+    """The revocation ``jti`` that cuts every token of ``client_id`` issued until now."""
+    return f"{CLIENT_CUTOFF_PREFIX}{client_id}"
+
+
 async def revoke_client_tokens(
     *, session: AsyncSession, client_id: str, actor: str, reason: str, now: dt.datetime
-) -> int:
-    """Revoke every unexpired token issued to ``client_id`` (an incident's isolation,
-    R-OPS-2); how many. Tokens are not stored (RFC 9068): their ids come from the
-    issuance events of the journal's outbox (``oauth:token:issued``). The gateway
-    refuses them within a second on every instance (ensu.gateway.revocations)."""
-    issued = await audit.events(
-        session=session, tag=EventTag.OAUTH_TOKEN_ISSUED, since=now - _LONGEST_TTL
+) -> None:
+    """Revoke every token issued to ``client_id`` up to ``now`` (an incident's isolation,
+    R-OPS-2): one revocation row, :func:`client_cutoff`, that the gateway applies to each
+    token by its client and issue time, within a second on every instance
+    (ensu.gateway.revocations); kept until the last such token has expired. Cutting the
+    same client again moves the cut-off."""
+    expires_at = now + _LONGEST_TTL
+    insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
+    statement = insert(Revocation).values(
+        jti=client_cutoff(client_id), client_id=client_id, expires_at=expires_at, revoked_at=now
     )
-    rows = []
-    for event in issued:
-        details = event.details
-        expiry = details.get("exp")
-        if details.get("client_id") != client_id or not isinstance(expiry, int | float):
-            continue
-        if expiry > now.timestamp() - keys.LEEWAY_SECONDS:
-            rows.append(
-                {
-                    "jti": str(details["jti"]),
-                    "client_id": client_id,
-                    "expires_at": dt.datetime.fromtimestamp(expiry, dt.UTC),
-                    "revoked_at": now,
-                }
-            )
-    if rows:
-        insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
-        await session.execute(
-            insert(Revocation).on_conflict_do_nothing(index_elements=[Revocation.jti]), rows
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Revocation.jti],
+            set_={"expires_at": expires_at, "revoked_at": now},
         )
+    )
     await audit.record_event(
         session=session,
         tag=EventTag.OAUTH_TOKEN_REVOKED,
         actor=actor,
-        details={"client_id": client_id, "tokens": len(rows), "reason": reason[:200]},
+        details={"client_id": client_id, "issued_until": now.isoformat(), "reason": reason[:200]},
     )
-    return len(rows)
 
 
 def _dialect(session: AsyncSession) -> str:

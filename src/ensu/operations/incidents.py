@@ -84,7 +84,7 @@ class IncidentError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Isolated:
     targets: tuple[str, ...]
-    tokens_revoked: int
+    clients_cut: int
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
@@ -252,14 +252,14 @@ async def _isolate_teleservice(
         )
     except consumers.ConsumerError as exc:
         raise IncidentError(str(exc)) from None
-    revoked = await oauth.revoke_client_tokens(
+    await oauth.revoke_client_tokens(
         session=session, client_id=view.client_id, actor=actor, reason=why, now=moment
     )
     await _act(
         session, incident, action="isolate_teleservice", actor=actor, target=name,
-        details={"tokens_revoked": revoked}, now=moment,
+        details={"tokens_revoked_until": moment.isoformat()}, now=moment,
     )  # fmt: skip
-    return revoked
+    return 1
 
 
 # -- 2. investigation ---------------------------------------------------------------------

@@ -114,9 +114,9 @@ class Authority:
         assert self.claims is not None
         return self.claims
 
-    async def is_revoked(self, jwt_id: str) -> bool:
-        self.asked.append(jwt_id)
-        return jwt_id in self.revoked
+    async def is_revoked(self, claims: AccessClaims) -> bool:
+        self.asked.append(claims.jwt_id)
+        return claims.jwt_id in self.revoked
 
     def certificate_revoked(self, certificate: ClientCertificate, now: float) -> bool:
         return certificate.serial in self.crl

@@ -7,15 +7,16 @@ notice has a unique key, so running it twice sends nothing twice.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ensu import clock, db
+from ensu import clock
+from ensu.cli.consumers import run, run_with_sessionmaker
 from ensu.compliance import jobs, notices
 from ensu.config import get_settings
 from ensu.operations import maintenance
@@ -52,16 +53,12 @@ def run_due(now: NowOption = None) -> None:
     moment = _now(now)
     settings = get_settings()
 
-    async def main() -> tuple[list[jobs.RunResult], notices.DispatchReport]:
-        engine = db.make_engine(settings.database_url)
-        try:
-            return await jobs.run_due(
-                sessionmaker=db.make_sessionmaker(engine), settings=settings, now=moment
-            )
-        finally:
-            await engine.dispose()
+    async def work(
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> tuple[list[jobs.RunResult], notices.DispatchReport]:
+        return await jobs.run_due(sessionmaker=sessionmaker, settings=settings, now=moment)
 
-    results, report = asyncio.run(main())
+    results, report = run_with_sessionmaker(work, expected=())
     for result in results:
         details = ", ".join(f"{key}={value}" for key, value in result.summary.items())
         console.print(f"{result.job} {result.slot}: {result.outcome} {details}".rstrip())
@@ -76,18 +73,12 @@ def run_due(now: NowOption = None) -> None:
 def list_(now: NowOption = None) -> None:
     """Each job, its last run and its next due time (Europe/Paris)."""
     moment = _now(now)
-    settings = get_settings()
 
-    async def main() -> tuple[list[jobs.JobStatus], int]:
-        engine = db.make_engine(settings.database_url)
-        try:
-            async with db.make_sessionmaker(engine)() as session:
-                found = await jobs.statuses(session=session, now=moment)
-                return found, await notices.pending_count(session=session)
-        finally:
-            await engine.dispose()
+    async def work(session: AsyncSession) -> tuple[list[jobs.JobStatus], int]:
+        found = await jobs.statuses(session=session, now=moment)
+        return found, await notices.pending_count(session=session)
 
-    found, pending = asyncio.run(main())
+    found, pending = run(work, expected=())
     table = Table(title=f"compliance clock at {_paris(moment)} (Europe/Paris)")
     for column in ("job", "last run", "outcome", "finished", "next due", "what"):
         table.add_column(column)

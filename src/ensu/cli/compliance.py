@@ -118,10 +118,9 @@ def commitment_reject(
 @commitment.command("list")
 def commitment_list(id_teleservice: Annotated[str | None, typer.Argument()] = None) -> None:
     """The commitments (of one téléservice)."""
-    from ensu.compliance import commitments  # noqa: PLC0415 - the listing only
 
     async def work(session: AsyncSession) -> list[compliance.CommitmentView]:
-        return await commitments.commitments(session=session, id_teleservice=id_teleservice)
+        return await compliance.commitments(session=session, id_teleservice=id_teleservice)
 
     table = Table(title="security commitments")
     for column in ("id", "téléservice", "kind", "date", "deadline", "status"):

@@ -6,7 +6,7 @@ The rules live by topic and are re-exported here:
 - security commitments and critical risks (R-SEC-1 to R-SEC-4):
   :func:`record_commitment` (the onboarding calls it at validation),
   :func:`validate_commitment`, :func:`reject_commitment`, :func:`record_risk`,
-  :func:`resolve_risk` — :mod:`ensu.compliance.commitments`;
+  :func:`resolve_risk`, :func:`commitments` — :mod:`ensu.compliance.commitments`;
 - resiliation (R-SQ-5): :func:`request_resiliation`, :func:`end_of_legal_basis` —
   :mod:`ensu.compliance.resiliations`;
 - versioned terms (R-SQ-6): :func:`publish_terms`, :func:`accept_terms`,
@@ -35,6 +35,7 @@ from ensu.compliance.changes import announce_change, changes
 from ensu.compliance.commitments import (
     KIND_LABELS,
     commitment_in_force,
+    commitments,
     deadline_of,
     record_commitment,
     record_risk,
@@ -95,6 +96,7 @@ __all__ = [
     "announce_change",
     "changes",
     "commitment_in_force",
+    "commitments",
     "deadline_of",
     "deadlines_of",
     "end_of_legal_basis",

@@ -41,6 +41,7 @@ from ensu.compliance.models import (
     SecurityCommitment,
     SuspensionCause,
 )
+from ensu.compliance.notices import fr_date
 from ensu.compliance.schemas import CommitmentView, RiskView
 from ensu.config import Environment
 from ensu.consumers import service as consumers
@@ -81,11 +82,7 @@ def _view(row: SecurityCommitment) -> CommitmentView:
 
 
 def _paris(moment: dt.datetime) -> str:
-    return clock.legal_date(moment).strftime("%d/%m/%Y")
-
-
-def _fr(day: dt.date) -> str:
-    return day.strftime("%d/%m/%Y")
+    return fr_date(clock.legal_date(moment))
 
 
 async def teleservice(*, session: AsyncSession, id_teleservice: str) -> TeleserviceView:
@@ -129,7 +126,7 @@ async def record_commitment(
     deadline = deadline_of(kind, reference_date)
     if deadline < today:
         raise Refused(
-            f"le renouvellement de cette {KIND_LABELS[kind]} était dû le {_fr(deadline)} :"
+            f"le renouvellement de cette {KIND_LABELS[kind]} était dû le {fr_date(deadline)} :"
             " une attestation plus récente est nécessaire"
         )
     row = SecurityCommitment(
@@ -448,7 +445,7 @@ async def record_risk(
                 f"Bonjour,\n\nL'analyse de sécurité du téléservice {target.name}"
                 f" ({id_teleservice}) fait apparaître un risque critique pour les données de"
                 f" la DGFIP :\n\n{description}\n\nSa résolution est demandée au plus tard le"
-                f" {_fr(resolution_deadline)}. À défaut, l'échange sera suspendu le lendemain"
+                f" {fr_date(resolution_deadline)}. À défaut, l'échange sera suspendu le lendemain"
                 " (CGU §3.4.2)."
             ),
             now=moment,
@@ -602,20 +599,20 @@ async def _remind(
         return 0
     label = KIND_LABELS[row.kind]
     what = (
-        f"l'homologation de sécurité actuelle prend fin le {_fr(row.reference_date)}"
+        f"l'homologation de sécurité actuelle prend fin le {fr_date(row.reference_date)}"
         if row.kind is CommitmentKind.HOMOLOGATION
-        else f"le questionnaire de sécurité date du {_fr(row.reference_date)}"
+        else f"le questionnaire de sécurité date du {fr_date(row.reference_date)}"
     )
     return await notices.tell(
         session=session,
         target=target,
         key=f"commitment:{row.id}:reminder:{threshold}",
         kind="reminder",
-        subject=f"Rappel : {label} à renouveler avant le {_fr(row.deadline)} — {target.name}",
+        subject=f"Rappel : {label} à renouveler avant le {fr_date(row.deadline)} — {target.name}",
         body=(
             f"Bonjour,\n\nPour le téléservice {target.name} ({target.id_teleservice}), {what}."
             f" Une nouvelle {label} doit être transmise à la DGFIP au plus tard le"
-            f" {_fr(row.deadline)} (dans {days_left} jour(s)). À défaut, l'échange de données"
+            f" {fr_date(row.deadline)} (dans {days_left} jour(s)). À défaut, l'échange de données"
             " sera suspendu le lendemain jusqu'à sa transmission (CGU §3.4)."
         ),
         now=now,
@@ -630,7 +627,7 @@ async def _suspend_late(
     now: dt.datetime,
 ) -> int:
     label = KIND_LABELS[row.kind]
-    reason = f"{label} non renouvelée au {_fr(row.deadline)}"
+    reason = f"{label} non renouvelée au {fr_date(row.deadline)}"
     if not await suspend(
         session=session,
         target=target,
@@ -648,7 +645,7 @@ async def _suspend_late(
         kind="suspension",
         subject=f"Suspension de l'échange — {target.name}",
         body=(
-            f"Bonjour,\n\nFaute de nouvelle {label} transmise au {_fr(row.deadline)},"
+            f"Bonjour,\n\nFaute de nouvelle {label} transmise au {fr_date(row.deadline)},"
             f" l'échange de données du téléservice {target.name} ({target.id_teleservice})"
             f" est suspendu depuis le {_paris(now)}. Il sera rétabli dès la validation de la"
             " nouvelle attestation par la DGFIP (CGU §3.4)."

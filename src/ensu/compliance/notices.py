@@ -43,6 +43,11 @@ TECHNICAL = (ContactRole.TECHNIQUE,)
 SIGNATURE = "\n\n--\nDGFIP — API ENSU Documents (message automatique, conservé au dossier)"
 
 
+def fr_date(day: dt.date) -> str:
+    """``day`` as the notices write it (``31/12/2026``)."""
+    return day.strftime("%d/%m/%Y")
+
+
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if moment is None or moment.tzinfo is not None:

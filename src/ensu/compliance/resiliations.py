@@ -29,6 +29,7 @@ from ensu.compliance.calendar import add_months
 from ensu.compliance.commitments import teleservice
 from ensu.compliance.errors import Refused
 from ensu.compliance.models import Party, Resiliation, ResiliationKind
+from ensu.compliance.notices import fr_date
 from ensu.compliance.schemas import ResiliationView
 from ensu.consumers import service as consumers
 from ensu.consumers.models import TeleserviceStatus
@@ -51,10 +52,6 @@ def _view(row: Resiliation) -> ResiliationView:
         effective_on=row.effective_on,
         ended=row.ended_at is not None,
     )
-
-
-def _fr(day: dt.date) -> str:
-    return day.strftime("%d/%m/%Y")
 
 
 def earliest_effective_date(requested_on: dt.date) -> dt.date:
@@ -94,7 +91,7 @@ async def request_resiliation(
         if effective < earliest:
             raise Refused(
                 f"un préavis de deux mois est nécessaire : la résiliation demandée le"
-                f" {_fr(today)} peut prendre effet au plus tôt le {_fr(earliest)}"
+                f" {fr_date(today)} peut prendre effet au plus tôt le {fr_date(earliest)}"
                 f" ({(earliest - today).days} jours)"
             )
     return await _record(
@@ -203,11 +200,11 @@ async def _record(
         target=target,
         key=f"resiliation:{row.id}:requested",
         kind="resiliation",
-        subject=f"Résiliation de l'échange au {_fr(effective)} — {target.name}",
+        subject=f"Résiliation de l'échange au {fr_date(effective)} — {target.name}",
         body=(
             f"Bonjour,\n\n{PARTY_LABELS[party].capitalize()} met fin à l'échange de données"
             f" du téléservice {target.name} ({target.id_teleservice}) pour le motif suivant :"
-            f"\n\n{reason}\n\nLa résiliation prendra effet le {_fr(effective)}. D'ici là,"
+            f"\n\n{reason}\n\nLa résiliation prendra effet le {fr_date(effective)}. D'ici là,"
             " l'échange est maintenu conformément aux CGU (§14)."
         ),
         now=moment,
@@ -252,7 +249,7 @@ async def _end(
         body=(
             f"Bonjour,\n\nL'échange de données du téléservice {target.name}"
             f" ({target.id_teleservice}) avec l'API ENSU Documents a pris fin le"
-            f" {_fr(clock.legal_date(moment))} : {why}.\n\nMotif : {row.reason}"
+            f" {fr_date(clock.legal_date(moment))} : {why}.\n\nMotif : {row.reason}"
         ),
         now=moment,
     )

@@ -30,6 +30,7 @@ from ensu.audit.tags import EventTag
 from ensu.compliance import notices
 from ensu.compliance.errors import NotFound, Refused
 from ensu.compliance.models import TermsAcceptance, TermsVersion
+from ensu.compliance.notices import fr_date
 from ensu.compliance.schemas import TermsStatus, TermsView
 from ensu.config import Environment
 from ensu.consumers import service as consumers
@@ -61,10 +62,6 @@ def builtin_text(environment: Environment) -> str:
     """The shipped v2023-11 text of ``environment``."""
     folder = resources.files("ensu.compliance") / "cgu"
     return (folder / BUILTIN_FILES[environment]).read_text(encoding="utf-8")
-
-
-def _fr(day: dt.date) -> str:
-    return day.strftime("%d/%m/%Y")
 
 
 async def ensure_builtin_terms(*, session: AsyncSession, now: dt.datetime | None = None) -> None:
@@ -212,7 +209,7 @@ async def publish_terms(
             body=(
                 f"Bonjour,\n\nUne nouvelle version ({version}) des conditions générales"
                 f" d'utilisation de l'API ENSU Documents ({NAMES[environment]}) s'applique à"
-                f" compter du {_fr(effective_on)} (CGU §14). Merci d'en prendre connaissance"
+                f" compter du {fr_date(effective_on)} (CGU §14). Merci d'en prendre connaissance"
                 " et de l'accepter au nom de votre organisation sur le portail."
             ),
             now=moment,
@@ -327,7 +324,7 @@ async def remind(*, session: AsyncSession, today: dt.date, now: dt.datetime) -> 
                 body=(
                     f"Bonjour,\n\nLa version {in_force.version} des conditions générales"
                     f" d'utilisation de l'API ENSU Documents ({NAMES[environment]})"
-                    f" s'applique depuis le {_fr(in_force.effective_on)} et votre"
+                    f" s'applique depuis le {fr_date(in_force.effective_on)} et votre"
                     " organisation ne l'a pas encore acceptée. Merci de l'accepter sur le"
                     " portail."
                 ),

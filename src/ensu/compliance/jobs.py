@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
@@ -148,28 +148,27 @@ async def _claim(
     return True
 
 
-async def _finish(
-    sessionmaker: async_sessionmaker[AsyncSession],
+async def _close_slot(
+    session: AsyncSession,
     *,
     job: str,
     slot: str,
     outcome: str,
-    summary: dict[str, object],
+    summary: Mapping[str, object],
     now: dt.datetime,
 ) -> None:
-    async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(JobRun)
-            .where(JobRun.job == job, JobRun.slot == slot)
-            .values(outcome=outcome, finished_at=now, summary=summary)
-        )
-        if outcome == FAILED:
-            await audit.record_event(
-                session=session,
-                tag=EventTag.COMPLIANCE_JOB_RAN,
-                actor=f"job:{job}",
-                details={"job": job, "slot": slot, "outcome": outcome, **summary},
-            )
+    """Record the slot's outcome and journal the run (``compliance:job:ran``)."""
+    await session.execute(
+        update(JobRun)
+        .where(JobRun.job == job, JobRun.slot == slot)
+        .values(outcome=outcome, finished_at=now, summary=summary)
+    )
+    await audit.record_event(
+        session=session,
+        tag=EventTag.COMPLIANCE_JOB_RAN,
+        actor=f"job:{job}",
+        details={"job": job, "slot": slot, "outcome": outcome, **summary},
+    )
 
 
 async def run_job(
@@ -188,27 +187,20 @@ async def run_job(
         async with sessionmaker() as session, session.begin():
             context = Context(session, settings, now, clock.legal_date(now), actor)
             summary = await job.work(context)
-            await session.execute(
-                update(JobRun)
-                .where(JobRun.job == job.name, JobRun.slot == slot)
-                .values(outcome=OK, finished_at=now, summary=summary)
-            )
-            await audit.record_event(
-                session=session,
-                tag=EventTag.COMPLIANCE_JOB_RAN,
-                actor=actor.label,
-                details={"job": job.name, "slot": slot, "outcome": OK, **summary},
+            await _close_slot(
+                session, job=job.name, slot=slot, outcome=OK, summary=summary, now=now
             )
     except Exception as exc:  # the slot is run again next time; the error is kept
         logger.exception("job %s (%s) failed", job.name, slot)
-        await _finish(
-            sessionmaker,
-            job=job.name,
-            slot=slot,
-            outcome=FAILED,
-            summary={"error": repr(exc)[:500]},
-            now=now,
-        )
+        async with sessionmaker() as session, session.begin():
+            await _close_slot(
+                session,
+                job=job.name,
+                slot=slot,
+                outcome=FAILED,
+                summary={"error": repr(exc)[:500]},
+                now=now,
+            )
         return RunResult(job.name, slot, FAILED, {})
     return RunResult(job.name, slot, OK, summary)
 

@@ -82,6 +82,13 @@ async def test_a_failed_day_is_run_again(world: World, monkeypatch: pytest.Monke
         job, sessionmaker=world.sessionmaker, settings=world.settings, now=at(D(2026, 1, 15))
     )
     assert run.outcome == "failed"
+    async with world.sessionmaker() as session:
+        journaled = list(
+            await session.scalars(select(Event.details).where(Event.tag == "compliance:job:ran"))
+        )
+    assert [(e["job"], e["outcome"], e["error"]) for e in journaled] == [
+        ("flaky", "failed", "RuntimeError('database hiccup')")
+    ]
     again = await jobs.run_job(
         job, sessionmaker=world.sessionmaker, settings=world.settings, now=at(D(2026, 1, 15), 9)
     )

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu import mail
@@ -163,7 +163,11 @@ async def notices_of(
 
 
 async def pending_count(*, session: AsyncSession) -> int:
-    return len(list(await session.scalars(select(Notice.id).where(Notice.status == PENDING))))
+    """How many notices wait to be mailed (``ensu jobs list``)."""
+    found = await session.scalar(
+        select(func.count()).select_from(Notice).where(Notice.status == PENDING)
+    )
+    return found or 0
 
 
 @dataclass

@@ -123,19 +123,22 @@ UPCOMING_DAYS = 120
 async def _deadlines(
     session: AsyncSession, siret: str | None, since: dt.date, until: dt.date | None
 ) -> list[Deadline]:
-    def window(column: QueryableAttribute[Any]) -> list[ColumnElement[bool]]:
+    def window(
+        column: QueryableAttribute[Any], owner: QueryableAttribute[Any] | None = None
+    ) -> list[ColumnElement[bool]]:
+        """``column`` between the dates; with ``owner``, of the organisation ``siret``."""
         bounds = [column >= since]
         if until is not None:
             bounds.append(column <= until)
+        if owner is not None and siret is not None:
+            bounds.append(owner == siret)
         return bounds
 
     found: list[Deadline] = []
     statement = select(SecurityCommitment).where(
         SecurityCommitment.status == CommitmentStatus.VALIDATED,
-        *window(SecurityCommitment.deadline),
+        *window(SecurityCommitment.deadline, SecurityCommitment.organisation_siret),
     )
-    if siret is not None:
-        statement = statement.where(SecurityCommitment.organisation_siret == siret)
     for row in await session.scalars(statement):
         found.append(
             Deadline(
@@ -147,10 +150,9 @@ async def _deadlines(
             )
         )
     risks = select(CriticalRisk).where(
-        CriticalRisk.resolved_at.is_(None), *window(CriticalRisk.resolution_deadline)
+        CriticalRisk.resolved_at.is_(None),
+        *window(CriticalRisk.resolution_deadline, CriticalRisk.organisation_siret),
     )
-    if siret is not None:
-        risks = risks.where(CriticalRisk.organisation_siret == siret)
     for risk in await session.scalars(risks):
         assert risk.resolution_deadline is not None  # the window excludes NULL
         found.append(
@@ -165,10 +167,8 @@ async def _deadlines(
     ends = select(Resiliation).where(
         Resiliation.ended_at.is_(None),
         Resiliation.cancelled_at.is_(None),
-        *window(Resiliation.effective_on),
+        *window(Resiliation.effective_on, Resiliation.organisation_siret),
     )
-    if siret is not None:
-        ends = ends.where(Resiliation.organisation_siret == siret)
     for end in await session.scalars(ends):
         found.append(
             Deadline(

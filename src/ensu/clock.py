@@ -39,6 +39,12 @@ def now() -> dt.datetime:
     return dt.datetime.fromtimestamp(_source(), dt.UTC)
 
 
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """``value`` as an aware datetime: a naive one (SQLite hands them back) is read as
+    UTC, the zone of every stored time; an aware one is returned as it is."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
 def legal_date(at: dt.datetime | float) -> dt.date:
     """The date in Paris at ``at`` (an aware datetime, or Unix seconds)."""
     if isinstance(at, dt.datetime):

@@ -15,6 +15,7 @@ creating that file 0600 before SQLite opens it is enough for all three.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
@@ -66,3 +67,21 @@ def write_private(path: Path, data: bytes) -> None:
         os.fchmod(file.fileno(), PRIVATE_FILE)
         file.write(data)
     os.replace(temporary, path)
+
+
+def write_durable(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically and durably, the file 0600 from its
+    creation (its folder as :func:`private_dir`): a temporary file of a unique name
+    (``mkstemp``, so that writers of the same content never share one), fsynced, then
+    renamed; on a failure the temporary file is removed."""
+    private_dir(path.parent)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # 0600
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from ensu.accounts import totp
 from ensu.accounts.principal import StaffRole
 from ensu.config import Settings
 from tests.conftest import IN_CI
+from tests.support.smtp import free_port
 from tests.unit.portal.conftest import PASSWORD, make_staff
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,13 +50,6 @@ def run_async(work: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from a sync test: in its own thread, away from Playwright's loop."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, work).result()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -86,7 +79,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     var_dir.mkdir()
     settings = Settings(var_dir=var_dir, mail_outbox=True)
     db.upgrade(settings.database_url)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "ENSU_VAR_DIR": str(var_dir),

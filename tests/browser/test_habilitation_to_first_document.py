@@ -35,7 +35,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from playwright.sync_api import Browser, Page, expect
@@ -44,14 +43,12 @@ from pydantic import SecretStr
 from ensu import clock, db
 from ensu.accounts import totp
 from ensu.accounts.principal import StaffRole
-from ensu.app import create_app
-from ensu.cli.serve import server_options
 from ensu.config import Environment, Settings
-from ensu.edge.testing import serving
 from ensu.pki import service as pki
-from tests.browser.conftest import ARTIFACTS, _free_port, _wait_until_up, run_async
+from tests.browser.conftest import ARTIFACTS, _wait_until_up, run_async
 from tests.browser.test_accessibility import scan
-from tests.support.smtp import Inbox, body_of, smtp_server
+from tests.functional.conftest import app_server
+from tests.support.smtp import Inbox, body_of, free_port, smtp_server
 from tests.unit.portal.conftest import PASSWORD, make_staff
 
 SIRET = "13000000000005"
@@ -74,12 +71,7 @@ class World:
 
 
 def _api(stack: ExitStack, settings: Settings) -> str:
-    options = server_options(settings=settings, host="127.0.0.1", port=0)
-    options.pop("port", None)
-    options.pop("host", None)
-    config = uvicorn.Config(create_app(settings), **options, log_level="warning")
-    port = stack.enter_context(serving(config))
-    return f"https://127.0.0.1:{port}"
+    return f"https://127.0.0.1:{stack.enter_context(app_server(settings))}"
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +100,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         sandbox_api = _api(stack, settings)
         production = settings.model_copy(update={"environment": Environment.PRODUCTION})
         production_api = _api(stack, production)
-        portal_port = _free_port()
+        portal_port = free_port()
         log_path = var_dir / "portal.log"
         log = stack.enter_context(log_path.open("wb"))
         process = subprocess.Popen(

@@ -39,3 +39,10 @@ def test_frozen_is_undone_after_the_block() -> None:
     naive = dt.datetime(2001, 1, 1)  # noqa: DTZ001 - the refused case
     with pytest.raises(ValueError, match="aware"), clock.frozen(naive):
         pass
+
+
+def test_as_utc_reads_a_naive_time_as_utc_and_keeps_an_aware_one() -> None:
+    naive = dt.datetime(2026, 12, 31, 23, 30)  # noqa: DTZ001 - what SQLite hands back
+    assert clock.as_utc(naive) == dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC)
+    paris = dt.datetime(2026, 12, 31, 23, 30, tzinfo=clock.PARIS)
+    assert clock.as_utc(paris) is paris

@@ -71,3 +71,22 @@ def test_a_restrictive_umask_still_gives_the_owner_its_rights(tmp_path: Path) ->
         os.umask(previous)
     assert mode(tmp_path / "made") == 0o700
     assert mode(tmp_path / "made" / "file") == mode(tmp_path / "made" / "other") == 0o600
+
+
+def test_a_durable_write_is_private_and_leaves_no_temporary_file(
+    tmp_path: Path, umask_022: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "made" / "blob"
+    files.write_durable(target, b"first")
+    files.write_durable(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert (mode(tmp_path / "made"), mode(target)) == (0o700, 0o600)
+
+    def failing_replace(source: str, destination: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        files.write_durable(target, b"third")
+    assert target.read_bytes() == b"second"
+    assert sorted(path.name for path in (tmp_path / "made").iterdir()) == ["blob"]

@@ -79,11 +79,6 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return now or clock.now()
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def _view(row: Person) -> PersonView:
     return PersonView(
         id=row.id,
@@ -93,7 +88,7 @@ def _view(row: Person) -> PersonView:
         organisation_siret=row.organisation_siret,
         role=row.role,
         active=row.active,
-        created_at=_utc(row.created_at),
+        created_at=clock.as_utc(row.created_at),
     )
 
 
@@ -585,21 +580,21 @@ async def load_session(
         return None
     moment = _now(now)
     row = await session.get(PortalSession, _digest(token))
-    if row is None or _utc(row.expires_at) <= moment:
+    if row is None or clock.as_utc(row.expires_at) <= moment:
         return None
     person = await session.get(Person, row.person_id) if row.person_id is not None else None
     if row.person_id is not None and (person is None or not person.active):
         return None
-    if row.stage is SessionStage.SIGNED_IN and _utc(row.last_seen_at) + IDLE <= moment:
+    if row.stage is SessionStage.SIGNED_IN and clock.as_utc(row.last_seen_at) + IDLE <= moment:
         return None
-    if moment - _utc(row.last_seen_at) >= TOUCH_EVERY:
+    if moment - clock.as_utc(row.last_seen_at) >= TOUCH_EVERY:
         row.last_seen_at = moment
     return SessionView(
         id=row.id,
         stage=row.stage,
         csrf_token=row.csrf_token,
         person=_view(person) if person is not None else None,
-        expires_at=_utc(row.expires_at),
+        expires_at=clock.as_utc(row.expires_at),
     )
 
 

@@ -19,15 +19,12 @@ import datetime as dt
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ensu import clock
 from ensu.accounts.models import FailureScope, SignInFailure
 
 WINDOW = dt.timedelta(minutes=15)
 ACCOUNT_LIMIT = 5
 ADDRESS_LIMIT = 20
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 async def _wait(
@@ -44,7 +41,7 @@ async def _wait(
     times = (
         await session.scalars(select(SignInFailure.at).where(condition).order_by(SignInFailure.at))
     ).all()
-    unlocking = _utc(times[count - limit]) + WINDOW
+    unlocking = clock.as_utc(times[count - limit]) + WINDOW
     return max(1.0, (unlocking - now).total_seconds())
 
 

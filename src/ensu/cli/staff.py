@@ -21,6 +21,7 @@ import uvicorn
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ensu import files
 from ensu.accounts import service as accounts
 from ensu.accounts.errors import AccountError, InvalidAccountData
 from ensu.accounts.principal import StaffRole
@@ -151,9 +152,7 @@ def ensure_dev() -> None:
 
     created = run(work, expected=(AccountError,))
     if created is not None:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        kept.write_text(json.dumps(known))
-        kept.chmod(0o600)
+        files.write_private(kept, json.dumps(known).encode())
     password = known.get(DEV_EMAIL, f"(unknown: not in {kept}; `ensu staff create` another)")
     console.print(
         f"Portal: http://{settings.portal_host}:{settings.portal_port}/connexion — "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -92,17 +91,7 @@ class FilesystemBlobStore:
         path = self.path_for(name)
         if path.exists():
             return
-        files.private_dir(path.parent)  # 0700; mkstemp makes the file 0600
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        files.write_durable(path, data)  # folder 0700, file 0600, fsynced, renamed
 
     async def get(self, sha256: bytes) -> bytes:
         path = self.path_for(sha256)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from ensu.consumers.schemas import CertificateRef
 from ensu.habilitations.errors import InvalidRequestData
+from ensu.pki.service import PkiLayout
 
 MIN_RSA_BITS = 2048
 ALLOWED_CURVES = (ec.SECP256R1, ec.SECP384R1)
@@ -92,8 +93,9 @@ def check_csr(pem: str) -> x509.CertificateSigningRequest:
 
 
 def trusted_cas(pki_dir: Path) -> list[x509.Certificate]:
-    """The CAs the edge trusts for client certificates (empty when there is none)."""
-    path = pki_dir / "ca.pem"
+    """The CAs the edge trusts for client certificates (empty when there is none): the
+    file ``ensu serve`` hands uvicorn as ``ssl_ca_certs`` (:class:`PkiLayout`)."""
+    path = PkiLayout(pki_dir).ca_cert
     if not path.exists():
         return []
     return x509.load_pem_x509_certificates(path.read_bytes())

@@ -129,11 +129,6 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return now or clock.now()
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 # -- loading, with the reader's rights ---------------------------------------------------
 
 
@@ -276,7 +271,7 @@ async def _view(session: AsyncSession, actor: Actor, row: HabilitationRequest) -
                 sha256=a.sha256,
                 size=a.size,
                 uploaded_by=a.uploaded_by,
-                uploaded_at=_utc(a.uploaded_at),
+                uploaded_at=clock.as_utc(a.uploaded_at),
             )
             for a in attachments
         ),
@@ -294,9 +289,9 @@ async def _view(session: AsyncSession, actor: Actor, row: HabilitationRequest) -
         id_teleservice=row.id_teleservice,
         has_active_habilitation=has,
         applicant_label=row.applicant_label,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
-        submitted_at=_utc(row.submitted_at) if row.submitted_at else None,
+        created_at=clock.as_utc(row.created_at),
+        updated_at=clock.as_utc(row.updated_at),
+        submitted_at=clock.as_utc(row.submitted_at) if row.submitted_at else None,
     )
 
 
@@ -310,8 +305,8 @@ def _habilitation_view(row: Habilitation) -> HabilitationView:
         id_teleservice=row.id_teleservice,
         client_id=row.client_id,
         validated_by=row.validated_by,
-        validated_at=_utc(row.validated_at),
-        ended_at=_utc(row.ended_at) if row.ended_at else None,
+        validated_at=clock.as_utc(row.validated_at),
+        ended_at=clock.as_utc(row.ended_at) if row.ended_at else None,
         legal_analysis=row.legal_analysis,
         data=copy.deepcopy(row.data),
         secret_pending=row.sealed_secret is not None,
@@ -501,7 +496,7 @@ async def read_attachment(
         record.sha256,
         record.size,
         record.uploaded_by,
-        _utc(record.uploaded_at),
+        clock.as_utc(record.uploaded_at),
     )
     return view, content
 
@@ -593,7 +588,7 @@ async def timeline(*, session: AsyncSession, actor: Actor, request_id: int) -> l
     )
     entries = [
         TimelineEntry(
-            at=_utc(e.at),
+            at=clock.as_utc(e.at),
             kind="event",
             action=e.action,
             actor_label=e.actor_label,
@@ -611,7 +606,9 @@ async def timeline(*, session: AsyncSession, actor: Actor, request_id: int) -> l
         .order_by(RequestMessage.id)
     )
     entries += [
-        TimelineEntry(_utc(m.at), "message", "message", m.author_label, m.author_kind, body=m.body)
+        TimelineEntry(
+            clock.as_utc(m.at), "message", "message", m.author_label, m.author_kind, body=m.body
+        )
         for m in messages
     ]
     return sorted(entries, key=lambda entry: entry.at)

@@ -1,9 +1,10 @@
 """The attachments of habilitation requests: PDFs only, size-limited, content-addressed.
 
-The ideas of ``ensu.documents.storage`` (a file's name is its SHA-256; written to a
-temporary file, fsynced, renamed; every read hashed again), in this feature's own folder
-``{var_dir}/habilitations/attachments`` (mode 0700; files 0600: homologation
-attestations and legal analyses are not for every local user).
+The ideas of ``ensu.documents.storage`` (a file's name is its SHA-256; written through
+:func:`ensu.files.write_durable`, a temporary file fsynced then renamed; every read
+hashed again), in this feature's own folder ``{var_dir}/habilitations/attachments``
+(mode 0700; files 0600: homologation attestations and legal analyses are not for every
+local user).
 
 A PDF is recognised by its signature, ``%PDF-`` in the first 1024 bytes (ISO 32000-1
 §7.5.2 lets a few bytes precede it), never by its name or declared type.
@@ -13,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
+from ensu import files
 from ensu.config import Settings
 from ensu.habilitations.errors import AttachmentRefused
 
@@ -68,16 +68,7 @@ class AttachmentStore:
         for directory in (self.root, path.parent):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             directory.chmod(0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # created 0600
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        files.write_durable(path, data)  # 0600, fsynced, renamed
 
     async def get(self, sha256: str) -> bytes:
         """The stored bytes, verified against their name."""

@@ -6,6 +6,7 @@ import datetime as dt
 
 from jinja2 import Environment
 
+from ensu import clock
 from ensu.clock import PARIS
 
 ROLE_LABELS = {
@@ -21,9 +22,7 @@ ENVIRONMENT_LABELS = {"sandbox": "bac à sable", "production": "production"}
 def french_datetime(value: dt.datetime | None) -> str:
     if value is None:
         return "—"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+    return clock.as_utc(value).astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
 
 
 def french_date(value: dt.date | None) -> str:

@@ -368,17 +368,16 @@ async def _note(
     delivery = await session.get(WebhookDelivery, delivery_id)
     assert delivery is not None
     subscription = await _subscription(session, delivery.subscription_id)
-    session.add(
-        WebhookAttempt(
-            delivery_id=delivery.id,
-            at=moment,
-            status_code=outcome.status_code,
-            ok=outcome.ok,
-            error=outcome.error,
-            duration_ms=outcome.duration_ms,
-            trigger=trigger,
-        )
+    attempt = WebhookAttempt(
+        delivery_id=delivery.id,
+        at=moment,
+        status_code=outcome.status_code,
+        ok=outcome.ok,
+        error=outcome.error,
+        duration_ms=outcome.duration_ms,
+        trigger=trigger,
     )
+    session.add(attempt)
     delivery.attempts += 1
     if outcome.ok:
         delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, moment
@@ -386,16 +385,20 @@ async def _note(
     else:
         _schedule_retry(delivery, moment)
         await _count_failure(session, subscription, moment)
+    return _attempt_view(attempt, delivery)
+
+
+def _attempt_view(attempt: WebhookAttempt, delivery: WebhookDelivery) -> Attempt:
     return Attempt(
         delivery=delivery.uid,
-        subscription_id=subscription.id,
+        subscription_id=delivery.subscription_id,
         event_type=delivery.event_type,
-        at=moment,
-        status_code=outcome.status_code,
-        ok=outcome.ok,
-        error=outcome.error,
-        duration_ms=outcome.duration_ms,
-        trigger=trigger,
+        at=_utc(attempt.at),
+        status_code=attempt.status_code,
+        ok=attempt.ok,
+        error=attempt.error,
+        duration_ms=attempt.duration_ms,
+        trigger=attempt.trigger,
         delivery_status=delivery.status.value,
     )
 
@@ -496,21 +499,7 @@ async def attempts(
     if delivery is not None:
         query = query.where(WebhookDelivery.id == (await _delivery(session, delivery)).id)
     rows = (await session.execute(query)).all()
-    return [
-        Attempt(
-            delivery=row.WebhookDelivery.uid,
-            subscription_id=row.WebhookDelivery.subscription_id,
-            event_type=row.WebhookDelivery.event_type,
-            at=_utc(row.WebhookAttempt.at),
-            status_code=row.WebhookAttempt.status_code,
-            ok=row.WebhookAttempt.ok,
-            error=row.WebhookAttempt.error,
-            duration_ms=row.WebhookAttempt.duration_ms,
-            trigger=row.WebhookAttempt.trigger,
-            delivery_status=row.WebhookDelivery.status.value,
-        )
-        for row in rows
-    ]
+    return [_attempt_view(row.WebhookAttempt, row.WebhookDelivery) for row in rows]
 
 
 # -- the server's job ------------------------------------------------------------------

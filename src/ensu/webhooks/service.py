@@ -28,7 +28,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -286,6 +287,18 @@ def _client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
 
 
+@asynccontextmanager
+async def _sender(
+    settings: Settings, client: httpx.AsyncClient | None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """``client`` when the caller gives one (it closes it), else one closed after use."""
+    if client is not None:
+        yield client
+        return
+    async with _client(settings) as owned:
+        yield owned
+
+
 async def _claim(session: AsyncSession, delivery_id: int, now: dt.datetime) -> bool:
     claimed = await session.execute(
         update(WebhookDelivery)
@@ -326,19 +339,15 @@ async def deliver_due(
         )
     if not due:
         return 0
-    owned = client or _client(settings)
-    try:
-        made = 0
+    made = 0
+    async with _sender(settings, client) as sender:
         for delivery_id in due:
             async with sessionmaker() as session, session.begin():
                 if not await _claim(session, delivery_id, moment):
                     continue  # another sender took it
-            await _attempt(sessionmaker, settings, owned, delivery_id, trigger="retry")
+            await _attempt(sessionmaker, settings, sender, delivery_id, trigger="retry")
             made += 1
-        return made
-    finally:
-        if client is None:
-            await owned.aclose()
+    return made
 
 
 async def _attempt(
@@ -462,12 +471,8 @@ async def replay(
             details={"delivery": row.uid, "subscription": subscription.id},
         )
         delivery_id = row.id
-    owned = client or _client(settings)
-    try:
-        return await _attempt(sessionmaker, settings, owned, delivery_id, trigger="replay")
-    finally:
-        if client is None:
-            await owned.aclose()
+    async with _sender(settings, client) as sender:
+        return await _attempt(sessionmaker, settings, sender, delivery_id, trigger="replay")
 
 
 async def _delivery(session: AsyncSession, key: str) -> WebhookDelivery:

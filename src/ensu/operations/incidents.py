@@ -213,7 +213,7 @@ async def isolate(
             details={"cut": cut.id, "reason": reason}, now=moment,
         )  # fmt: skip
         targets: tuple[str, ...] = ("service",)
-        revoked = 0
+        clients_cut = 0
     else:
         if organisation is not None:
             views = await consumers.list_teleservices(
@@ -225,16 +225,14 @@ async def isolate(
         else:
             assert teleservice is not None
             names = [teleservice]
-        revoked = 0
         for name in names:
-            revoked += await _isolate_teleservice(
-                session, incident, name, actor=actor, why=why, moment=moment
-            )
+            await _isolate_teleservice(session, incident, name, actor=actor, why=why, moment=moment)
         targets = tuple(names)
+        clients_cut = len(names)  # one client per téléservice
     if incident.isolated_at is None:
         incident.isolated_at = moment
     incident.phase = "isolated" if incident.phase == "open" else incident.phase
-    return Isolated(targets, revoked)
+    return Isolated(targets, clients_cut)
 
 
 async def _isolate_teleservice(
@@ -245,7 +243,7 @@ async def _isolate_teleservice(
     actor: str,
     why: str,
     moment: dt.datetime,
-) -> int:
+) -> None:
     try:
         view = await consumers.suspend(
             session=session, id_teleservice=name, actor=actor, reason=why, now=moment
@@ -259,7 +257,6 @@ async def _isolate_teleservice(
         session, incident, action="isolate_teleservice", actor=actor, target=name,
         details={"tokens_revoked_until": moment.isoformat()}, now=moment,
     )  # fmt: skip
-    return 1
 
 
 # -- 2. investigation ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ensu import files
 from ensu.audit import keys
 from ensu.audit import service as audit
 from ensu.audit.export import export_bundle
@@ -294,10 +295,9 @@ async def export_journal(
     finally:
         await journal.dispose()
     data = orjson.dumps(bundle, option=orjson.OPT_INDENT_2)
-    folder = incident_dir(settings, incident.id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"journal-{teleservice}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.json"
-    path.write_bytes(data)
+    name = f"journal-{teleservice}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.json"
+    path = incident_dir(settings, incident.id) / name
+    files.write_private(path, data)  # call records: 0600 in 0700 folders (R-TR-2)
     await _act(
         session, incident, action="export", actor=actor, target=teleservice,
         details={

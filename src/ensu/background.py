@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 class StopSignal:
@@ -82,3 +87,40 @@ class Periodic:
             if failing:
                 self.logger.warning("%s works again", self.job)
             failing = False
+
+
+class Watch(Periodic):
+    """Rows the hot path asks about, kept in memory and reloaded every ``refresh``
+    seconds (the maintenance windows, the service cut): :meth:`load` reads them in one
+    session, :attr:`fresh_at` says when (Unix seconds, for the metrics' cache age). It
+    loads once in :meth:`start`; a reload that fails keeps what was last read.
+    """
+
+    eager = True
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        refresh: float,
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger,
+    ) -> None:
+        super().__init__(interval=refresh, logger=logger)
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        #: When the rows were last read (Unix seconds); -inf before the first read.
+        self.fresh_at = -math.inf
+
+    async def load(self, session: AsyncSession, now: float) -> None:
+        """Read the rows as of ``now`` (the clock when the reload began)."""
+        raise NotImplementedError
+
+    async def refresh(self) -> None:
+        started = self.clock()
+        async with self.sessionmaker() as session:
+            await self.load(session, started)
+        self.fresh_at = started
+
+    async def tick(self) -> None:
+        await self.refresh()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,6 +168,7 @@ def test_enumeration_alerted_then_isolated_cut_and_closed(
         assert exported.exit_code == 0, exported.output
         bundle_path = Path(exported.output.split("journal attached: ")[1].strip())
         bundle = json.loads(bundle_path.read_text())
+        assert stat.S_IMODE(bundle_path.stat().st_mode) == 0o600  # call records (R-TR-2)
         assert len(bundle["entries"]) >= len(SIRENS)
         refused_close = run("incidents", "close", "1")
         assert refused_close.exit_code == 1

@@ -6,17 +6,15 @@ e-mail to ``ENSU_ALERT_EMAILS``) are in :mod:`ensu.operations.detection`.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ensu import db
-from ensu.cli.consumers import actor, run
+from ensu.cli.consumers import actor, run, run_with_sessionmaker
 from ensu.config import get_settings
 from ensu.operations import detection
 from ensu.operations.models import SecurityEvent
@@ -63,16 +61,14 @@ def test() -> None:
     e-mail); exit status 1 when no channel delivered it."""
     settings = get_settings()
 
-    async def main() -> tuple[SecurityEvent, list[webhooks.Attempt], str]:
-        engine = db.make_engine(settings.database_url)
-        try:
-            return await detection.test_circuit(
-                settings=settings, sessionmaker=db.make_sessionmaker(engine), actor=actor()
-            )
-        finally:
-            await engine.dispose()
+    async def work(
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> tuple[SecurityEvent, list[webhooks.Attempt], str]:
+        return await detection.test_circuit(
+            settings=settings, sessionmaker=sessionmaker, actor=actor()
+        )
 
-    event, attempts, mailed = asyncio.run(main())
+    event, attempts, mailed = run_with_sessionmaker(work, expected=())
     console.print(f"security event {event.id} (test) stored and journaled")
     for attempt in attempts:
         outcome = "delivered" if attempt.ok else f"failed ({attempt.error})"

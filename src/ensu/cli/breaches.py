@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ensu.cli.consumers import actor, errors, print_notices, run, run_with_sessionmaker
 from ensu.config import get_settings
 from ensu.operations import breaches
-from ensu.operations.maintenance import WindowRefused, parse_moment
+from ensu.operations.maintenance import WindowRefused, parse_moment, utc
 from ensu.operations.models import Breach
 
 app = typer.Typer(help="Personal-data breaches: the register (R-OPS-3).", no_args_is_help=True)
@@ -95,7 +95,7 @@ def list_(all_: Annotated[bool, typer.Option("--all", help="Closed ones too.")] 
         )
         table.add_row(
             str(row.id),
-            f"{breaches.utc(row.discovered_at):%Y-%m-%d %H:%M}",
+            f"{utc(row.discovered_at):%Y-%m-%d %H:%M}",
             row.risk,
             f"{breaches.deadline(row):%Y-%m-%d %H:%M}",
             cnil,
@@ -125,7 +125,7 @@ def notify_cnil(
 
     breach = run(work, expected=EXPECTED)
     assert breach.cnil_notified_at is not None
-    late = breaches.utc(breach.cnil_notified_at) > breaches.deadline(breach)
+    late = utc(breach.cnil_notified_at) > breaches.deadline(breach)
     console.print(f"breach {breach.id}: CNIL notified{' (LATE)' if late else ''}")
 
 

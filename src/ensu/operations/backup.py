@@ -43,7 +43,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,23 +269,24 @@ def _var_files(settings: Settings) -> Iterator[Path]:
         yield path
 
 
-def _copy_files(settings: Settings, target: Path, note: str) -> None:
-    var = target / "var"
-    for path in _var_files(settings):
-        destination = var / path.relative_to(settings.var_dir)
+def _copy_each(paths: Iterable[Path], source: Path, target: Path) -> None:
+    """Copy each of ``paths`` (files under ``source``) to its place under ``target``."""
+    for path in paths:
+        destination = target / path.relative_to(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, destination)
+
+
+def _copy_files(settings: Settings, target: Path, note: str) -> None:
+    var = target / "var"
+    _copy_each(_var_files(settings), settings.var_dir, var)
     journal = var / keys.journal_dir(settings).relative_to(settings.var_dir)
     journal.mkdir(parents=True, exist_ok=True)
     (journal / "checkpoint.note").write_text(note, encoding="utf-8")
     if settings.blob_backend is BlobBackend.FILESYSTEM:
         blobs = settings.blob_dir_path
-        for path in _walk(blobs):
-            if _live(path):
-                continue
-            destination = target / "blobs" / path.relative_to(blobs)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, destination)
+        kept = (path for path in _walk(blobs) if not _live(path))
+        _copy_each(kept, blobs, target / "blobs")
 
 
 def _seal(settings: Settings, folder: Path, final: Path, facts: dict[str, Any]) -> None:
@@ -539,10 +540,7 @@ async def _refuse_non_empty_database(settings: Settings) -> None:
 
 def _put_files(settings: Settings, folder: Path) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    for path in _walk(folder / "var"):
-        destination = settings.var_dir / path.relative_to(folder / "var")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, destination)
+    _copy_each(_walk(folder / "var"), folder / "var", settings.var_dir)
     if settings.is_sqlite:
         source = folder / "database"
         main = sqlite_path(settings.database_url)
@@ -553,10 +551,7 @@ def _put_files(settings: Settings, folder: Path) -> None:
                 shutil.copy2(source / name, settings.var_dir / name)
     blobs = settings.blob_dir_path
     blobs.mkdir(parents=True, exist_ok=True)
-    for path in _walk(folder / "blobs"):
-        destination = blobs / path.relative_to(folder / "blobs")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, destination)
+    _copy_each(_walk(folder / "blobs"), folder / "blobs", blobs)
 
 
 def _undo_files(settings: Settings) -> None:

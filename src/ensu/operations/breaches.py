@@ -34,6 +34,7 @@ from ensu.config import Settings
 from ensu.consumers import service as consumers
 from ensu.consumers.models import ContactRole
 from ensu.operations import notices
+from ensu.operations.maintenance import utc
 from ensu.operations.models import Breach
 from ensu.webhooks import service as webhooks
 
@@ -52,10 +53,6 @@ CONTROLLER_ROLES = (ContactRole.RESPONSABLE_TRAITEMENT, ContactRole.DPO)
 
 class BreachError(ValueError):
     """What cannot be done to the register; the message says why."""
-
-
-def utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 def deadline(breach: Breach) -> dt.datetime:

@@ -38,6 +38,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ensu import files
 from ensu.audit import keys
 from ensu.audit import service as audit
 from ensu.audit.export import export_bundle
@@ -213,7 +214,7 @@ async def isolate(
             details={"cut": cut.id, "reason": reason}, now=moment,
         )  # fmt: skip
         targets: tuple[str, ...] = ("service",)
-        revoked = 0
+        clients_cut = 0
     else:
         if organisation is not None:
             views = await consumers.list_teleservices(
@@ -225,16 +226,14 @@ async def isolate(
         else:
             assert teleservice is not None
             names = [teleservice]
-        revoked = 0
         for name in names:
-            revoked += await _isolate_teleservice(
-                session, incident, name, actor=actor, why=why, moment=moment
-            )
+            await _isolate_teleservice(session, incident, name, actor=actor, why=why, moment=moment)
         targets = tuple(names)
+        clients_cut = len(names)  # one client per téléservice
     if incident.isolated_at is None:
         incident.isolated_at = moment
     incident.phase = "isolated" if incident.phase == "open" else incident.phase
-    return Isolated(targets, revoked)
+    return Isolated(targets, clients_cut)
 
 
 async def _isolate_teleservice(
@@ -245,7 +244,7 @@ async def _isolate_teleservice(
     actor: str,
     why: str,
     moment: dt.datetime,
-) -> int:
+) -> None:
     try:
         view = await consumers.suspend(
             session=session, id_teleservice=name, actor=actor, reason=why, now=moment
@@ -259,7 +258,6 @@ async def _isolate_teleservice(
         session, incident, action="isolate_teleservice", actor=actor, target=name,
         details={"tokens_revoked_until": moment.isoformat()}, now=moment,
     )  # fmt: skip
-    return 1
 
 
 # -- 2. investigation ---------------------------------------------------------------------
@@ -297,10 +295,9 @@ async def export_journal(
     finally:
         await journal.dispose()
     data = orjson.dumps(bundle, option=orjson.OPT_INDENT_2)
-    folder = incident_dir(settings, incident.id)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"journal-{teleservice}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.json"
-    path.write_bytes(data)
+    name = f"journal-{teleservice}-{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.json"
+    path = incident_dir(settings, incident.id) / name
+    files.write_private(path, data)  # call records: 0600 in 0700 folders (R-TR-2)
     await _act(
         session, incident, action="export", actor=actor, target=teleservice,
         details={

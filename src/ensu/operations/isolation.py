@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import time
 from collections.abc import Callable
 
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
-from ensu.background import Periodic
+from ensu.background import Watch
 from ensu.operations.models import ServiceCutRecord
 
 logger = logging.getLogger("ensu.operations")
@@ -95,12 +94,11 @@ async def end_cut(
     return cut
 
 
-class CutWatch(Periodic):
+class CutWatch(Watch):
     """The open cut, in memory, reloaded in the background (see the module); a reload
     that fails keeps what was last read."""
 
     job = "service-cut-watch"
-    eager = True
 
     def __init__(
         self,
@@ -109,25 +107,16 @@ class CutWatch(Periodic):
         refresh: float = REFRESH_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(interval=refresh, logger=logger)
-        self.sessionmaker = sessionmaker
-        self.clock = clock
+        super().__init__(sessionmaker, refresh=refresh, clock=clock, logger=logger)
         #: The open cut's id, or None.
         self.cut: int | None = None
-        self.fresh_at = -math.inf
 
     def current(self) -> int | None:
         """The open cut's id (no I/O: the hot path's question)."""
         return self.cut
 
-    async def refresh(self) -> None:
-        started = self.clock()
-        async with self.sessionmaker() as session:
-            cut = await open_cut(session=session)
+    async def load(self, session: AsyncSession, now: float) -> None:
+        cut = await open_cut(session=session)
         if (cut.id if cut else None) != self.cut:
             logger.warning("service %s", f"cut ({cut.reason})" if cut else "restored")
         self.cut = cut.id if cut else None
-        self.fresh_at = started
-
-    async def tick(self) -> None:
-        await self.refresh()

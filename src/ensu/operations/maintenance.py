@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ensu.audit import service as audit
 from ensu.audit.tags import EventTag
-from ensu.background import Periodic
+from ensu.background import Watch
 from ensu.operations.models import MaintenanceWindow
 
 logger = logging.getLogger("ensu.operations")
@@ -263,7 +263,7 @@ def planned(rows: Sequence[MaintenanceWindow]) -> tuple[Planned, ...]:
     )
 
 
-class MaintenanceWatch(Periodic):
+class MaintenanceWatch(Watch):
     """The planned windows not over yet, in memory, reloaded in the background.
 
     :meth:`current` is what the hot path calls: a comparison of the clock with a few
@@ -272,7 +272,6 @@ class MaintenanceWatch(Periodic):
     """
 
     job = "maintenance-watch"
-    eager = True
 
     def __init__(
         self,
@@ -281,13 +280,8 @@ class MaintenanceWatch(Periodic):
         refresh: float = REFRESH_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(interval=refresh, logger=logger)
-        self.sessionmaker = sessionmaker
-        self.refresh_interval = refresh
-        self.clock = clock
+        super().__init__(sessionmaker, refresh=refresh, clock=clock, logger=logger)
         self.windows: tuple[Planned, ...] = ()
-        #: When the windows were last read (Unix seconds), for the metrics' cache age.
-        self.fresh_at = -math.inf
 
     def current(self, now: float) -> Planned | None:
         """The window ``now`` falls in, if any."""
@@ -296,13 +290,6 @@ class MaintenanceWatch(Periodic):
                 return window
         return None
 
-    async def refresh(self) -> None:
-        started = self.clock()
-        since = dt.datetime.fromtimestamp(started, dt.UTC)
-        async with self.sessionmaker() as session:
-            self.windows = planned(await windows(session=session, since=since))
-        self.fresh_at = started
-
-    async def tick(self) -> None:
-        """Reload; a failure keeps the windows last read (the next tick retries)."""
-        await self.refresh()
+    async def load(self, session: AsyncSession, now: float) -> None:
+        since = dt.datetime.fromtimestamp(now, dt.UTC)
+        self.windows = planned(await windows(session=session, since=since))

@@ -28,7 +28,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -286,6 +287,18 @@ def _client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
 
 
+@asynccontextmanager
+async def _sender(
+    settings: Settings, client: httpx.AsyncClient | None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """``client`` when the caller gives one (it closes it), else one closed after use."""
+    if client is not None:
+        yield client
+        return
+    async with _client(settings) as owned:
+        yield owned
+
+
 async def _claim(session: AsyncSession, delivery_id: int, now: dt.datetime) -> bool:
     claimed = await session.execute(
         update(WebhookDelivery)
@@ -326,19 +339,15 @@ async def deliver_due(
         )
     if not due:
         return 0
-    owned = client or _client(settings)
-    try:
-        made = 0
+    made = 0
+    async with _sender(settings, client) as sender:
         for delivery_id in due:
             async with sessionmaker() as session, session.begin():
                 if not await _claim(session, delivery_id, moment):
                     continue  # another sender took it
-            await _attempt(sessionmaker, settings, owned, delivery_id, trigger="retry")
+            await _attempt(sessionmaker, settings, sender, delivery_id, trigger="retry")
             made += 1
-        return made
-    finally:
-        if client is None:
-            await owned.aclose()
+    return made
 
 
 async def _attempt(
@@ -368,17 +377,16 @@ async def _note(
     delivery = await session.get(WebhookDelivery, delivery_id)
     assert delivery is not None
     subscription = await _subscription(session, delivery.subscription_id)
-    session.add(
-        WebhookAttempt(
-            delivery_id=delivery.id,
-            at=moment,
-            status_code=outcome.status_code,
-            ok=outcome.ok,
-            error=outcome.error,
-            duration_ms=outcome.duration_ms,
-            trigger=trigger,
-        )
+    attempt = WebhookAttempt(
+        delivery_id=delivery.id,
+        at=moment,
+        status_code=outcome.status_code,
+        ok=outcome.ok,
+        error=outcome.error,
+        duration_ms=outcome.duration_ms,
+        trigger=trigger,
     )
+    session.add(attempt)
     delivery.attempts += 1
     if outcome.ok:
         delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, moment
@@ -386,16 +394,20 @@ async def _note(
     else:
         _schedule_retry(delivery, moment)
         await _count_failure(session, subscription, moment)
+    return _attempt_view(attempt, delivery)
+
+
+def _attempt_view(attempt: WebhookAttempt, delivery: WebhookDelivery) -> Attempt:
     return Attempt(
         delivery=delivery.uid,
-        subscription_id=subscription.id,
+        subscription_id=delivery.subscription_id,
         event_type=delivery.event_type,
-        at=moment,
-        status_code=outcome.status_code,
-        ok=outcome.ok,
-        error=outcome.error,
-        duration_ms=outcome.duration_ms,
-        trigger=trigger,
+        at=_utc(attempt.at),
+        status_code=attempt.status_code,
+        ok=attempt.ok,
+        error=attempt.error,
+        duration_ms=attempt.duration_ms,
+        trigger=attempt.trigger,
         delivery_status=delivery.status.value,
     )
 
@@ -459,12 +471,8 @@ async def replay(
             details={"delivery": row.uid, "subscription": subscription.id},
         )
         delivery_id = row.id
-    owned = client or _client(settings)
-    try:
-        return await _attempt(sessionmaker, settings, owned, delivery_id, trigger="replay")
-    finally:
-        if client is None:
-            await owned.aclose()
+    async with _sender(settings, client) as sender:
+        return await _attempt(sessionmaker, settings, sender, delivery_id, trigger="replay")
 
 
 async def _delivery(session: AsyncSession, key: str) -> WebhookDelivery:
@@ -496,21 +504,7 @@ async def attempts(
     if delivery is not None:
         query = query.where(WebhookDelivery.id == (await _delivery(session, delivery)).id)
     rows = (await session.execute(query)).all()
-    return [
-        Attempt(
-            delivery=row.WebhookDelivery.uid,
-            subscription_id=row.WebhookDelivery.subscription_id,
-            event_type=row.WebhookDelivery.event_type,
-            at=_utc(row.WebhookAttempt.at),
-            status_code=row.WebhookAttempt.status_code,
-            ok=row.WebhookAttempt.ok,
-            error=row.WebhookAttempt.error,
-            duration_ms=row.WebhookAttempt.duration_ms,
-            trigger=row.WebhookAttempt.trigger,
-            delivery_status=row.WebhookDelivery.status.value,
-        )
-        for row in rows
-    ]
+    return [_attempt_view(row.WebhookAttempt, row.WebhookDelivery) for row in rows]
 
 
 # -- the server's job ------------------------------------------------------------------

@@ -20,19 +20,17 @@ import hashlib
 import hmac
 import secrets
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
+
+from ensu.oauth import keys
 
 SIGNATURE_HEADER = "X-Ensu-Signature"
 TIMESTAMP_HEADER = "X-Ensu-Timestamp"
 EVENT_HEADER = "X-Ensu-Event"
 DELIVERY_HEADER = "X-Ensu-Delivery"
 TOLERANCE_SECONDS = 300
-_NONCE = 12
-_INFO = b"ensu webhook secrets v1"
+#: The associated data of a sealed secret: a signing key's blob does not open as one.
+_LABEL = "ensu webhook secrets v1"
 
 
 class SignatureError(ValueError):
@@ -68,21 +66,16 @@ def verify(
     return timestamp
 
 
-def _key(secret_key: SecretStr) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO)
-    return hkdf.derive(secret_key.get_secret_value().encode())
-
-
 def seal(secret: str, *, secret_key: SecretStr) -> bytes:
-    """The subscription's secret sealed for storage."""
-    nonce = secrets.token_bytes(_NONCE)
-    return nonce + AESGCM(_key(secret_key)).encrypt(nonce, secret.encode(), _INFO)
+    """The subscription's secret sealed for storage, as the token signing keys are
+    (:func:`ensu.oauth.keys.seal`), this module's label as the associated data."""
+    return keys.seal(secret.encode(), kid=_LABEL, wrapping=keys.wrapping_key(secret_key))
 
 
 def unseal(sealed: bytes, *, secret_key: SecretStr) -> str:
     try:
-        opened = AESGCM(_key(secret_key)).decrypt(sealed[:_NONCE], sealed[_NONCE:], _INFO)
-    except InvalidTag:
+        opened = keys.unseal(sealed, kid=_LABEL, wrapping=keys.wrapping_key(secret_key))
+    except keys.KeyDecryptionError:
         raise SignatureError(
             "the webhook secret does not open (ENSU_SECRET_KEY changed?)"
         ) from None

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -127,6 +128,8 @@ async def test_the_secret_is_stored_sealed(
     assert row is not None
     assert SECRET.encode() not in row.sealed_secret
     assert signature.unseal(row.sealed_secret, secret_key=settings.secret_key) == SECRET
+    with pytest.raises(signature.SignatureError, match="does not open"):
+        signature.unseal(row.sealed_secret, secret_key=SecretStr("another secret key"))
 
 
 @pytest.mark.anyio
